@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `npm start`: a one-shard local deployment on file storage under `./.nstance/`, seeded with
+ * `examples/local.jsonc` on first run. Everything binds to 127.0.0.1. Ctrl-C stops it.
+ */
+import { randomBytes } from "node:crypto";
+import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { runServer } from "../server/main.js";
+import { createLogger } from "../shared/logger.js";
+import { VERSION } from "../shared/version.js";
+
+const root = resolve(process.env.NSTANCE_DEV_DIR ?? ".nstance");
+const bucket = join(root, "bucket");
+const shard = "local";
+
+async function exists(p: string): Promise<boolean> {
+  return readFile(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+await mkdir(join(bucket, "config"), { recursive: true });
+const configPath = join(bucket, "config", `${shard}.jsonc`);
+if (!(await exists(configPath))) await copyFile(resolve("examples/local.jsonc"), configPath);
+
+// The cluster encryption key for secrets at rest: generated once, kept beside the bucket, never logged.
+const keyPath = join(root, "encryption.key");
+if (!(await exists(keyPath))) {
+  await writeFile(keyPath, randomBytes(32), { mode: 0o600 });
+  await chmod(keyPath, 0o600);
+}
+const env = { ...process.env, NSTANCE_ENCRYPTION_KEY_FILE: keyPath };
+
+const logger = createLogger({
+  level: process.env.NSTANCE_LOG_LEVEL === "debug" ? "debug" : "info",
+  format: process.env.NSTANCE_LOG_FORMAT === "json" ? "json" : "text",
+  base: { component: "nstance-server", version: VERSION, server_id: "local-1", shard },
+});
+const ac = new AbortController();
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => ac.abort(new Error(sig)));
+
+process.stdout.write(
+  [
+    "",
+    `nstance ${VERSION} — local shard "${shard}" on file storage`,
+    `  bucket:   ${bucket}`,
+    `  config:   ${configPath}`,
+    `  cache:    ${join(root, "cache")}`,
+    "  health:   http://localhost:8990/health",
+    "  stop:     Ctrl-C",
+    "",
+  ].join("\n"),
+);
+
+await runServer(
+  {
+    id: "local-1",
+    shard,
+    storage: "file",
+    bucket,
+    prefix: `shard/${shard}/`,
+    cachedir: join(root, "cache"),
+    logLevel: "info",
+    logFormat: "text",
+    bindOverrides: {
+      health: "127.0.0.1:8990",
+      election: "127.0.0.1:8991",
+      registration: "127.0.0.1:8992",
+      operator: "127.0.0.1:8993",
+      agent: "127.0.0.1:8994",
+    },
+  },
+  { logger, version: VERSION, env },
+  ac.signal,
+);
