@@ -4,5 +4,7 @@ import { readFileSync } from "node:fs";
 
 /** nstance's version string (package.json `version`). */
 export const VERSION: string = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  }
 ).version;

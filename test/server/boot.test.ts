@@ -12,6 +12,10 @@ import { freePort, startServerProcess } from "../support/server-process.js";
 
 const EXAMPLE = new URL("../../examples/local.jsonc", import.meta.url).pathname;
 
+function configSource(body: Record<string, unknown> | undefined): unknown {
+  return (body?.config as { source?: string } | undefined)?.source;
+}
+
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "nstance-boot-"));
 }
@@ -54,7 +58,7 @@ describe("server boot", { concurrency: true }, () => {
       await copyFile(EXAMPLE, join(bucket, "config", "local.jsonc"));
       await srv.waitHealth((s) => s === 200, 10_000);
       const ok = await srv.health();
-      assert.equal((ok.body?.config as { source: string }).source, "storage");
+      assert.equal(configSource(ok.body), "storage");
     } finally {
       await srv.stop();
     }
@@ -112,7 +116,7 @@ describe("server boot", { concurrency: true }, () => {
     const first = startServerProcess({ args, env: s3.env, healthPort: await freePort() });
     try {
       await first.waitHealth((s) => s === 200);
-      assert.equal(((await first.health()).body?.config as { source: string }).source, "storage");
+      assert.equal(configSource((await first.health()).body), "storage");
     } finally {
       await first.stop();
     }
@@ -120,7 +124,7 @@ describe("server boot", { concurrency: true }, () => {
     const second = startServerProcess({ args, env: s3.env, healthPort: await freePort() });
     try {
       await second.waitHealth((s) => s === 200, 30_000);
-      assert.equal(((await second.health()).body?.config as { source: string }).source, "cache");
+      assert.equal(configSource((await second.health()).body), "cache");
     } finally {
       await second.stop();
     }
