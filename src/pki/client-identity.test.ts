@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { NstanceError } from "../shared/errors.js";
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  loadCertificateAuthority,
+} from "./ca.js";
+import { parseClientIdentity } from "./client-identity.js";
+import { generateEd25519KeyPair, parseEd25519PublicKey, toCryptoKey } from "./ed25519-keys.js";
+import { ROLE_EXTENSION_OID, roleExtension } from "./role-extension.js";
+import { x509 } from "./x509.js";
+
+function roleExt(tag: number, text: string): x509.Extension {
+  const b = Buffer.from(text);
+  return new x509.Extension(ROLE_EXTENSION_OID, false, Buffer.from([tag, b.length, ...b]));
+}
+
+describe("parseClientIdentity", () => {
+  let ca: CertificateAuthority;
+  before(async () => {
+    ca = await loadCertificateAuthority(await createCertificateAuthority({ clusterId: "c" }));
+  });
+
+  /** Signs an arbitrary client certificate, to build the malformed ones issue code never makes. */
+  async function craft(subject: x509.JsonName, extensions: x509.Extension[]): Promise<string> {
+    const publicKey = await toCryptoKey(
+      parseEd25519PublicKey(generateEd25519KeyPair().publicKeyPem),
+    );
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: "01",
+      subject,
+      issuer: ca.cert.subjectName,
+      notAfter: new Date(Date.now() + 3_600_000),
+      publicKey,
+      signingKey: ca.signingKey,
+      signingAlgorithm: { name: "Ed25519" },
+      extensions,
+    });
+    return cert.toString("pem");
+  }
+
+  const rejects = (pem: string, pattern: RegExp): void => {
+    assert.throws(
+      () => parseClientIdentity(pem),
+      (err: unknown) =>
+        err instanceof NstanceError && err.code === "unauthenticated" && pattern.test(err.message),
+    );
+  };
+
+  it("accepts a Go-style PrintableString role", async () => {
+    const pem = await craft([{ CN: ["i1"] }, { O: ["t1"] }], [roleExt(0x13, "operator")]);
+    const id = parseClientIdentity(pem);
+    assert.equal(id.role, "operator");
+    assert.equal(id.tenant, "t1");
+    assert.equal(id.clientId, "i1");
+    assert.equal(id.serial, "01");
+  });
+
+  it("rejects a certificate without O", async () => {
+    rejects(
+      await craft([{ CN: ["i1"] }], [roleExtension("agent")]),
+      /exactly one subject O.*found 0/,
+    );
+  });
+
+  it("rejects a certificate with two O", async () => {
+    const pem = await craft(
+      [{ CN: ["i1"] }, { O: ["t1"] }, { O: ["t2"] }],
+      [roleExtension("agent")],
+    );
+    rejects(pem, /exactly one subject O.*found 2/);
+  });
+
+  it("rejects a certificate without CN", async () => {
+    rejects(await craft([{ O: ["t1"] }], [roleExtension("agent")]), /no subject CN/);
+  });
+
+  it("rejects a certificate without the role extension", async () => {
+    rejects(await craft([{ CN: ["i1"] }, { O: ["t1"] }], []), /role extension/);
+  });
+
+  it("rejects an unknown role", async () => {
+    rejects(
+      await craft([{ CN: ["i1"] }, { O: ["t1"] }], [roleExt(0x0c, "admin")]),
+      /unknown role "admin"/,
+    );
+  });
+
+  it("rejects a malformed role value", async () => {
+    const bad = new x509.Extension(ROLE_EXTENSION_OID, false, Buffer.from([0x0c, 9, 0x61]));
+    rejects(await craft([{ CN: ["i1"] }, { O: ["t1"] }], [bad]), /malformed role/);
+    rejects(
+      await craft([{ CN: ["i1"] }, { O: ["t1"] }], [roleExt(0x04, "agent")]),
+      /malformed role/,
+    );
+  });
+
+  it("rejects bytes that are not a certificate", () => {
+    rejects("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", /cannot be parsed/);
+    assert.throws(() => parseClientIdentity(Buffer.from("junk")), /cannot be parsed/);
+  });
+});
