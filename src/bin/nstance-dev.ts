@@ -28,10 +28,14 @@ if (!(await exists(configPath))) await copyFile(resolve("examples/local.jsonc"),
 // The cluster encryption key for secrets at rest: generated once, kept beside the bucket, never logged.
 const keyPath = join(root, "encryption.key");
 if (!(await exists(keyPath))) {
-  await writeFile(keyPath, randomBytes(32), { mode: 0o600 });
+  await writeFile(keyPath, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
   await chmod(keyPath, 0o600);
 }
-const env = { ...process.env, NSTANCE_ENCRYPTION_KEY_FILE: keyPath };
+// examples/local.jsonc reads the key from NSTANCE_ENCRYPTION_KEY (base64 of 32 bytes).
+const env = {
+  ...process.env,
+  NSTANCE_ENCRYPTION_KEY: process.env.NSTANCE_ENCRYPTION_KEY ?? (await readFile(keyPath, "utf8")).trim(),
+};
 
 const logger = createLogger({
   level: process.env.NSTANCE_LOG_LEVEL === "debug" ? "debug" : "info",

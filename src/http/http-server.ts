@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /** A small HTTP server with exact-path routes, a fallback, and graceful close. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { SecureServerOptions } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../shared/logger.js";
 
@@ -15,6 +17,8 @@ export interface HttpServerOptions {
   routes: Record<string, RouteHandler>;
   /** Handler for any other path; defaults to 404. */
   fallback?: RouteHandler;
+  /** Serve HTTPS with these options (TLS 1.3 settings come from src/pki/tls-options.ts). */
+  tls?: SecureServerOptions;
   logger: Logger;
 }
 
@@ -55,7 +59,8 @@ export class HttpServer {
   /** Starts listening on `addr` (host:port); resolves once bound. */
   async listen(addr: string): Promise<void> {
     const { host, port } = splitHostPort(addr);
-    const server = createServer((req, res) => this.#handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
+    const server: Server = this.#opts.tls ? createHttpsServer(this.#opts.tls, handler) : createServer(handler);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

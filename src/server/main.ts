@@ -1,18 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Composition root of nstance-server, read top to bottom: health listener first (503), then storage,
- * SQLite and the configuration load; then the server reports 200. Later stages (election, identity,
- * gRPC, reconciler) hang off the same Closer so shutdown unwinds in reverse order.
+ * Composition root of nstance-server, read top to bottom: the health listener first (503), then
+ * storage, SQLite and the configuration load (200 from here on), the cluster identity, the election
+ * endpoint and the elector; the leader runs the leader-only loops for as long as its term lasts.
+ * Every stage registers its stop on one Closer, so shutdown unwinds in reverse order.
  */
 import { join } from "node:path";
 import { openDatabase } from "../db/database.js";
-import { type HealthSnapshot, healthHandler } from "../http/health-endpoint.js";
-import { HttpServer } from "../http/http-server.js";
+import { LockfileElector } from "../election/lockfile-elector.js";
+import { createLeadershipHandler, fetchLeaderRecord, LEADERSHIP_SHARD_PATH } from "../election/peer-endpoint.js";
+import { healthHandler, type HealthSnapshot } from "../http/health-endpoint.js";
+import { HttpServer, splitHostPort } from "../http/http-server.js";
+import { serverTlsOptions } from "../pki/tls-options.js";
 import { Closer } from "../shared/closer.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { createStorage } from "../storage/create-storage.js";
+import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
 import { type LoadedConfig, loadConfigWithRetry } from "./config-loader.js";
+import { loadClusterEncryptionKey, loadServerIdentity, type ServerIdentity } from "./identity-stage.js";
+import { runLeaderLoops } from "./leader-work.js";
+import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
 
 /** Where the health endpoint listens before the shard config says otherwise (seed 000). */
@@ -29,41 +37,68 @@ export interface RunServerOptions {
 
 type Phase = "loading" | "failed" | "ready" | "stopping";
 
+function waitForAbort(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /**
- * Runs the server until `signal` aborts. A configuration that cannot be loaded after the retries is
- * logged as fatal and the process keeps running with 503 (no exit, so no restart loop).
+ * Runs the server until `signal` aborts. A configuration or identity that cannot be loaded after the
+ * retries is logged as fatal and the process keeps running with 503 (no exit, so no restart loop).
+ * An unusable encryption key throws: the server refuses to start.
  */
-export async function runServer(
-  settings: ServerSettings,
-  opts: RunServerOptions,
-  signal: AbortSignal,
-): Promise<void> {
+export async function runServer(settings: ServerSettings, opts: RunServerOptions, signal: AbortSignal): Promise<void> {
   const { logger } = opts;
+  const env = opts.env ?? process.env;
   const closer = new Closer();
   const startedAt = Date.now();
   let phase: Phase = "loading";
-  let loaded: LoadedConfig | undefined;
   let failure: string | undefined;
+  let loaded: LoadedConfig | undefined;
+  let elector: LockfileElector | undefined;
 
-  const snapshot = (): HealthSnapshot => ({
-    ready: phase === "ready",
-    ...(phase !== "ready" ? { reason: failure ?? phase } : {}),
-    phase,
-    server_id: settings.id,
-    shard: settings.shard,
-    version: opts.version,
-    uptime_s: Math.round((Date.now() - startedAt) / 1000),
-    ...(loaded
-      ? {
-          config: {
-            etag: loaded.configState.etag,
-            source: loaded.configState.source,
-            groups_etag: loaded.groupsState.etag,
-            groups: loaded.effective.groups.length,
-          },
-        }
-      : {}),
-  });
+  const snapshot = (): HealthSnapshot => {
+    const election = elector?.status();
+    return {
+      ready: phase === "ready",
+      ...(phase !== "ready" ? { reason: failure ?? phase } : {}),
+      phase,
+      server_id: settings.id,
+      shard: settings.shard,
+      version: opts.version,
+      uptime_s: Math.round((Date.now() - startedAt) / 1000),
+      ...(loaded
+        ? {
+            config: {
+              etag: loaded.configState.etag,
+              source: loaded.configState.source,
+              groups_etag: loaded.groupsState.etag,
+              groups: loaded.effective.groups.length,
+            },
+          }
+        : {}),
+      ...(election
+        ? {
+            leadership: {
+              role: election.isLeader ? "leader" : "standby",
+              state: election.state,
+              term: election.term,
+              leader_id: election.leader?.id ?? null,
+              leader_addr: election.leader?.addr ?? null,
+            },
+          }
+        : {}),
+    };
+  };
+
+  const hangUnhealthy = async (what: string, err: unknown): Promise<void> => {
+    phase = "failed";
+    failure = `${what}: ${errorMessage(err)}`;
+    logger.error(`FATAL: ${what} after retries; staying unhealthy (503)`, { err: errorMessage(err), fatal: true });
+    await waitForAbort(signal);
+  };
 
   try {
     // 1. Health listens at once and answers 503 until the configuration is loaded.
@@ -77,10 +112,7 @@ export async function runServer(
     closer.add("health listener", () => health.stop());
 
     // 2. Storage and the local cache.
-    const storage = await createStorage(
-      { kind: settings.storage, bucket: settings.bucket, logger },
-      opts.env ?? process.env,
-    );
+    const storage = await createStorage({ kind: settings.storage, bucket: settings.bucket, logger }, env);
     const db = openDatabase({ path: join(settings.cachedir, "db", "nstance.db") });
     closer.add("database", () => {
       db.close();
@@ -100,25 +132,14 @@ export async function runServer(
         signal,
       );
     } catch (err) {
-      if (signal.aborted) return;
-      phase = "failed";
-      failure = `configuration failed to load: ${errorMessage(err)}`;
-      logger.error("FATAL: configuration failed to load after retries; staying unhealthy (503)", {
-        err: errorMessage(err),
-        fatal: true,
-      });
-      await new Promise<void>((resolve) =>
-        signal.addEventListener("abort", () => resolve(), { once: true }),
-      );
+      if (!signal.aborted) await hangUnhealthy("configuration failed to load", err);
       return;
     }
-    const configured = loaded.config.server.bind.health;
-    if (
-      settings.bindOverrides.health === undefined &&
-      configured !== health.address &&
-      configured !== DEFAULT_HEALTH_BIND
-    ) {
-      await health.rebind(configured);
+    const config = loaded.config;
+    const binds = effectiveBinds(config.server.bind, settings);
+    const advertise = effectiveAdvertise(config.server.advertise, config.server.bind, settings);
+    if (settings.bindOverrides.health === undefined && binds.health !== DEFAULT_HEALTH_BIND) {
+      await health.rebind(binds.health);
     }
     phase = "ready";
     logger.info("Configuration loaded; server healthy", {
@@ -127,10 +148,83 @@ export async function runServer(
       groups: loaded.effective.groups.length,
     });
 
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener("abort", () => resolve(), { once: true });
+    // 4. Cluster identity (CA, nonce key) and this server's certificate.
+    const encryptionKey = await loadClusterEncryptionKey(config, env);
+    let identity: ServerIdentity;
+    try {
+      identity = await loadServerIdentity(
+        {
+          config,
+          storage,
+          encryptionKey,
+          hosts: [...new Set(Object.values(advertise).map((a) => splitHostPort(a).host))],
+          logger,
+        },
+        signal,
+      );
+    } catch (err) {
+      if (!signal.aborted) await hangUnhealthy("cluster identity failed to load", err);
+      return;
+    }
+
+    // 5. Heartbeats and the shard election (HTTPS leadership endpoint for peer mode).
+    const prefix = settings.prefix;
+    const registry = new ServerRegistry({
+      storage,
+      prefix,
+      logger,
+      self: () => ({
+        id: settings.id,
+        shard: settings.shard,
+        version: opts.version,
+        role: elector?.isLeader() ? "leader" : "standby",
+        term: elector?.currentTerm() ?? 0,
+        addresses: { ...advertise },
+        started_at: new Date(startedAt).toISOString(),
+        updated_at: new Date().toISOString(),
+      }),
     });
+    registry.start();
+    closer.add("server heartbeat", () => registry.stop());
+
+    const electionCfg = config.shard.leaderElection;
+    const leaderLoops = [registry.sweepLoop()];
+    const el = new LockfileElector({
+      storage,
+      key: `${prefix}leader.json`,
+      id: settings.id,
+      advertiseAddr: advertise.election,
+      frequentIntervalMs: electionCfg.frequentIntervalMs,
+      infrequentIntervalMs: electionCfg.infrequentIntervalMs,
+      leaderTimeoutMs: electionCfg.leaderTimeoutMs,
+      fetchPeer: (addr, sig) => fetchLeaderRecord(addr, { ca: identity.tls.caCertPem }, sig),
+      logger,
+      onAcquire: async (term, termSignal) => {
+        logger.info("Leadership acquired", { term });
+        await runLeaderLoops(leaderLoops, term, (t) => el.isCurrentTerm(t), logger, termSignal);
+      },
+      onLose: (term, reason) => {
+        logger.info("Leadership ended", { term, reason });
+      },
+    });
+    elector = el;
+    const electionServer = new HttpServer({
+      name: "election",
+      tls: serverTlsOptions({ ...identity.tls, requireClientCert: false }),
+      routes: { [LEADERSHIP_SHARD_PATH]: createLeadershipHandler(el) },
+      logger,
+    });
+    await electionServer.listen(binds.election);
+    closer.add("election listener", () => electionServer.stop());
+    if (electionCfg.enabled) {
+      el.start();
+      // Registered last so it runs first on shutdown: resign before anything else stops.
+      closer.add("elector (resign)", () => el.stop());
+    } else {
+      logger.warn("Shard leader election is disabled; this server must be the only one in its shard");
+    }
+
+    await waitForAbort(signal);
   } finally {
     phase = "stopping";
     logger.info("Shutting down");

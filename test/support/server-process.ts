@@ -10,6 +10,9 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const ENTRY = fileURLToPath(new URL("../../src/bin/nstance-server.ts", import.meta.url));
 
+/** The cluster encryption key test servers use unless a test gives another (base64 of 32 bytes). */
+export const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString("base64");
+
 /** Returns a TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -62,7 +65,7 @@ export function startServerProcess(opts: StartServerOptions): ServerProcess {
     ["--import", "tsx", ENTRY, ...opts.args, "--bind-health", `127.0.0.1:${opts.healthPort}`],
     {
       cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, NODE_NO_WARNINGS: "1", ...opts.env },
+      env: { ...process.env, NODE_NO_WARNINGS: "1", NSTANCE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
