@@ -68,6 +68,8 @@ await runServer(
     cachedir: join(root, "cache"),
     logLevel: "info",
     logFormat: "text",
+    heartbeatIntervalMs: 5_000,
+    heartbeatTtlMs: 30_000,
     bindOverrides: {
       health: "127.0.0.1:8990",
       election: "127.0.0.1:8991",

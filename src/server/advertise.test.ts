@@ -20,7 +20,10 @@ describe("advertise addresses", () => {
     assert.equal(a.election, "192.0.2.7:8991");
   });
   it("--advertise-host wins over every host", () => {
-    const a = effectiveAdvertise(advertise, bind, { bindOverrides: {}, advertiseHost: "ctl.example" });
+    const a = effectiveAdvertise(advertise, bind, {
+      bindOverrides: {},
+      advertiseHost: "ctl.example",
+    });
     assert.equal(a.registration, "ctl.example:8992");
   });
   it("an overridden bind moves the advertised port and uses a specific bind host", () => {

@@ -26,7 +26,10 @@ export function joinHostPort(host: string, port: number): string {
  * Effective bind addresses: the per-server overrides (flags/env) win over the shard config, so an HA
  * pair can share one host.
  */
-export function effectiveBinds(configBind: ListenAddresses, settings: Pick<ServerSettings, "bindOverrides">): ListenAddresses {
+export function effectiveBinds(
+  configBind: ListenAddresses,
+  settings: Pick<ServerSettings, "bindOverrides">,
+): ListenAddresses {
   const out = { ...configBind } as Record<BindName, string>;
   for (const [k, v] of Object.entries(settings.bindOverrides)) {
     if (v !== undefined) out[k as BindName] = v;
@@ -50,7 +53,10 @@ export function effectiveAdvertise(
     const adv = splitHostPort(configAdvertise[name] || configBind[name]);
     const override = settings.bindOverrides[name];
     const bind = splitHostPort(override ?? configBind[name]);
-    const rawAdvHost = (configAdvertise[name] ?? "").slice(0, Math.max(0, (configAdvertise[name] ?? "").lastIndexOf(":")));
+    const rawAdvHost = (configAdvertise[name] ?? "").slice(
+      0,
+      Math.max(0, (configAdvertise[name] ?? "").lastIndexOf(":")),
+    );
     let host = settings.advertiseHost ?? (UNSPECIFIED.has(rawAdvHost) ? "" : adv.host);
     if (host === "") host = UNSPECIFIED.has(bind.host) ? detect() : bind.host;
     out[name] = joinHostPort(host, override ? bind.port : adv.port || bind.port);

@@ -61,11 +61,22 @@ export async function loadServerIdentity(
     signal,
   );
   const keys = generateEd25519KeyPair();
-  const cert = await issueServerCertificate({ ca: identity.ca, publicKeyPem: keys.publicKeyPem, hosts: opts.hosts });
-  opts.logger.info("Server certificate issued", { serial: cert.serial, expires_at: cert.expiresAt.toISOString() });
+  const cert = await issueServerCertificate({
+    ca: identity.ca,
+    publicKeyPem: keys.publicKeyPem,
+    hosts: opts.hosts,
+  });
+  opts.logger.info("Server certificate issued", {
+    serial: cert.serial,
+    expires_at: cert.expiresAt.toISOString(),
+  });
   return {
     identity,
     encryptionKey: opts.encryptionKey,
-    tls: { caCertPem: identity.ca.certPem, certPem: cert.certificatePem, keyPem: keys.privateKeyPem },
+    tls: {
+      caCertPem: identity.ca.certPem,
+      certPem: cert.certificatePem,
+      keyPem: keys.privateKeyPem,
+    },
   };
 }

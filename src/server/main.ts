@@ -8,8 +8,12 @@
 import { join } from "node:path";
 import { openDatabase } from "../db/database.js";
 import { LockfileElector } from "../election/lockfile-elector.js";
-import { createLeadershipHandler, fetchLeaderRecord, LEADERSHIP_SHARD_PATH } from "../election/peer-endpoint.js";
-import { healthHandler, type HealthSnapshot } from "../http/health-endpoint.js";
+import {
+  createLeadershipHandler,
+  fetchLeaderRecord,
+  LEADERSHIP_SHARD_PATH,
+} from "../election/peer-endpoint.js";
+import { type HealthSnapshot, healthHandler } from "../http/health-endpoint.js";
 import { HttpServer, splitHostPort } from "../http/http-server.js";
 import { serverTlsOptions } from "../pki/tls-options.js";
 import { Closer } from "../shared/closer.js";
@@ -18,7 +22,11 @@ import type { Logger } from "../shared/logger.js";
 import { createStorage } from "../storage/create-storage.js";
 import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
 import { type LoadedConfig, loadConfigWithRetry } from "./config-loader.js";
-import { loadClusterEncryptionKey, loadServerIdentity, type ServerIdentity } from "./identity-stage.js";
+import {
+  loadClusterEncryptionKey,
+  loadServerIdentity,
+  type ServerIdentity,
+} from "./identity-stage.js";
 import { runLeaderLoops } from "./leader-work.js";
 import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
@@ -49,7 +57,11 @@ function waitForAbort(signal: AbortSignal): Promise<void> {
  * retries is logged as fatal and the process keeps running with 503 (no exit, so no restart loop).
  * An unusable encryption key throws: the server refuses to start.
  */
-export async function runServer(settings: ServerSettings, opts: RunServerOptions, signal: AbortSignal): Promise<void> {
+export async function runServer(
+  settings: ServerSettings,
+  opts: RunServerOptions,
+  signal: AbortSignal,
+): Promise<void> {
   const { logger } = opts;
   const env = opts.env ?? process.env;
   const closer = new Closer();
@@ -87,6 +99,7 @@ export async function runServer(settings: ServerSettings, opts: RunServerOptions
               term: election.term,
               leader_id: election.leader?.id ?? null,
               leader_addr: election.leader?.addr ?? null,
+              stats: elector?.stats(),
             },
           }
         : {}),
@@ -96,7 +109,10 @@ export async function runServer(settings: ServerSettings, opts: RunServerOptions
   const hangUnhealthy = async (what: string, err: unknown): Promise<void> => {
     phase = "failed";
     failure = `${what}: ${errorMessage(err)}`;
-    logger.error(`FATAL: ${what} after retries; staying unhealthy (503)`, { err: errorMessage(err), fatal: true });
+    logger.error(`FATAL: ${what} after retries; staying unhealthy (503)`, {
+      err: errorMessage(err),
+      fatal: true,
+    });
     await waitForAbort(signal);
   };
 
@@ -112,7 +128,10 @@ export async function runServer(settings: ServerSettings, opts: RunServerOptions
     closer.add("health listener", () => health.stop());
 
     // 2. Storage and the local cache.
-    const storage = await createStorage({ kind: settings.storage, bucket: settings.bucket, logger }, env);
+    const storage = await createStorage(
+      { kind: settings.storage, bucket: settings.bucket, logger },
+      env,
+    );
     const db = openDatabase({ path: join(settings.cachedir, "db", "nstance.db") });
     closer.add("database", () => {
       db.close();
@@ -173,6 +192,8 @@ export async function runServer(settings: ServerSettings, opts: RunServerOptions
       storage,
       prefix,
       logger,
+      intervalMs: settings.heartbeatIntervalMs,
+      ttlMs: settings.heartbeatTtlMs,
       self: () => ({
         id: settings.id,
         shard: settings.shard,
@@ -221,7 +242,9 @@ export async function runServer(settings: ServerSettings, opts: RunServerOptions
       // Registered last so it runs first on shutdown: resign before anything else stops.
       closer.add("elector (resign)", () => el.stop());
     } else {
-      logger.warn("Shard leader election is disabled; this server must be the only one in its shard");
+      logger.warn(
+        "Shard leader election is disabled; this server must be the only one in its shard",
+      );
     }
 
     await waitForAbort(signal);

@@ -87,7 +87,8 @@ export class ServerRegistry {
       this.#lastWriteOk = true;
     } catch (err) {
       this.#lastWriteOk = false;
-      if (!signal?.aborted) this.#o.logger.warn("Heartbeat write failed", { err: errorMessage(err) });
+      if (!signal?.aborted)
+        this.#o.logger.warn("Heartbeat write failed", { err: errorMessage(err) });
     }
   }
 
@@ -139,7 +140,11 @@ export class ServerRegistry {
         for (const s of await this.list(signal)) {
           if (!s.stale) continue;
           await this.#o.storage.delete(s.id.endsWith(".json") ? s.id : this.#key(s.id), signal);
-          this.#o.logger.info("Removed stale server heartbeat", { stale_server_id: s.id, term, last_seen: s.updated_at });
+          this.#o.logger.info("Removed stale server heartbeat", {
+            stale_server_id: s.id,
+            term,
+            last_seen: s.updated_at,
+          });
         }
       },
     };

@@ -4,6 +4,7 @@
  * Each setting has one flag and one environment variable; only flags actually given override.
  */
 import { Command, CommanderError, Option } from "commander";
+import { parseDurationMs } from "../shared/duration.js";
 import { NstanceError } from "../shared/errors.js";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../shared/logger.js";
 
@@ -36,6 +37,10 @@ export interface ServerSettings {
   logFormat: LogFormat;
   /** Bind addresses given by flag or environment; they win over the shard config. */
   bindOverrides: Partial<Record<BindName, string>>;
+  /** How often this server writes its heartbeat record (`--heartbeat-interval`). */
+  heartbeatIntervalMs: number;
+  /** Age after which a heartbeat record is stale (`--heartbeat-ttl`). */
+  heartbeatTtlMs: number;
 }
 
 /** What the command line asks for. */
@@ -94,6 +99,16 @@ function buildProgram(version: string): Command {
     .addOption(
       new Option("--log-format <format>", `Log format: ${LOG_FORMATS.join(", ")}`).default("json"),
     );
+  p.option(
+    "--heartbeat-interval <duration>",
+    "How often this server writes its heartbeat record",
+    "5s",
+  );
+  p.option(
+    "--heartbeat-ttl <duration>",
+    "Age after which a server heartbeat is stale and removed",
+    "30s",
+  );
   for (const b of BIND_NAMES) {
     p.option(`--bind-${b} <host:port>`, `Override server.bind.${b} from the shard config`);
   }
@@ -207,9 +222,25 @@ export function parseServerArgs(
       bindOverrides[b] = v;
     }
   }
+  const durations: Record<string, number> = {};
+  for (const [key, flag] of [
+    ["heartbeatInterval", "--heartbeat-interval"],
+    ["heartbeatTtl", "--heartbeat-ttl"],
+  ] as const) {
+    const text = get(key, flag) ?? "";
+    const ms = parseDurationMs(text);
+    if (ms === undefined || ms <= 0)
+      return usage(`invalid ${flag} "${text}" (want a Go duration such as 5s)`);
+    durations[key] = ms;
+  }
+  if (durations.heartbeatTtl! <= durations.heartbeatInterval!) {
+    return usage("--heartbeat-ttl must be longer than --heartbeat-interval");
+  }
   return {
     kind: "run",
     settings: {
+      heartbeatIntervalMs: durations.heartbeatInterval!,
+      heartbeatTtlMs: durations.heartbeatTtl!,
       id: id!,
       shard: shard!,
       storage: storage as StorageKind,
