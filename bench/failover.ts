@@ -91,7 +91,12 @@ async function run(name: string, edits: Array<[JSONPath, unknown]>) {
 }
 
 const rows = [
-  await run("default (2s / 30s / 6s)", []),
+  await run("default (2s / 30s / 6s)", [
+    [
+      ["shard", "leader_election"],
+      { frequent_interval: "2s", infrequent_interval: "30s", leader_timeout: "6s" },
+    ],
+  ]),
   await run("fast (500ms / 2s / 2s)", [
     [
       ["shard", "leader_election"],

@@ -29,8 +29,26 @@ describe("election timings", () => {
 
   const base: ElectionTimings = { ...DEFAULT_ELECTION };
   const cases: Array<[string, Partial<ElectionTimings>, string[]]> = [
-    ["reference timings with a margin", { frequentIntervalMs: 5000, infrequentIntervalMs: 30000, leaderTimeoutMs: 15000, safetyMarginMs: 2000 }, []],
-    ["dev timings", { frequentIntervalMs: 1000, infrequentIntervalMs: 5000, leaderTimeoutMs: 3000, safetyMarginMs: 500 }, []],
+    [
+      "reference timings with a margin",
+      {
+        frequentIntervalMs: 5000,
+        infrequentIntervalMs: 30000,
+        leaderTimeoutMs: 15000,
+        safetyMarginMs: 2000,
+      },
+      [],
+    ],
+    [
+      "dev timings",
+      {
+        frequentIntervalMs: 1000,
+        infrequentIntervalMs: 5000,
+        leaderTimeoutMs: 3000,
+        safetyMarginMs: 500,
+      },
+      [],
+    ],
     ["zero timeout", { leaderTimeoutMs: 0 }, ["leader_timeout"]],
     ["negative margin", { safetyMarginMs: -1 }, ["safety_margin"]],
     ["NaN frequent", { frequentIntervalMs: Number.NaN }, ["frequent_interval"]],

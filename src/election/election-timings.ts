@@ -53,7 +53,8 @@ export function electionTimingProblems(t: ElectionTimings): ConfigProblem[] {
   ];
   for (const [field, path] of fields) {
     const v = t[field];
-    if (!Number.isFinite(v) || v <= 0) problems.push({ path, message: "must be a positive duration" });
+    if (!Number.isFinite(v) || v <= 0)
+      problems.push({ path, message: "must be a positive duration" });
   }
   if (problems.length > 0) return problems;
   if (t.infrequentIntervalMs < t.frequentIntervalMs) {

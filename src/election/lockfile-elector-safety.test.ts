@@ -58,7 +58,15 @@ const nodeArb: fc.Arbitrary<NodeConfig> = fc.record({
 
 const eventArb: fc.Arbitrary<SimEvent> = fc.record({
   gapMs: fc.integer({ min: 0, max: 15_000 }),
-  kind: fc.constantFrom<EventKind>("pause", "fail", "stall", "lose_answer", "kill", "stop", "peer_down"),
+  kind: fc.constantFrom<EventKind>(
+    "pause",
+    "fail",
+    "stall",
+    "lose_answer",
+    "kill",
+    "stop",
+    "peer_down",
+  ),
   atLeader: fc.boolean(),
   target: fc.nat({ max: 9 }),
   fraction: fc.double({ min: 0, max: 3, noNaN: true }),
@@ -113,7 +121,10 @@ function checkHistory(sim: ElectionSim): void {
   }
 }
 
-async function runScenario(sc: Scenario, totals: { terms: number; actions: number }): Promise<void> {
+async function runScenario(
+  sc: Scenario,
+  totals: { terms: number; actions: number },
+): Promise<void> {
   const timings = sc.fast ? FAST_TIMINGS : DEFAULT_TIMINGS;
   const random = prng(sc.seed);
   const sim = new ElectionSim({ latencyMs: () => 2 + random() * 60, peerLatencyMs: 3 });
@@ -124,7 +135,7 @@ async function runScenario(sc: Scenario, totals: { terms: number; actions: numbe
     node.elector.start();
     return node;
   };
-  sc.nodes.forEach((cfg, i) => add(`n${i}`, cfg));
+  for (const [i, cfg] of sc.nodes.entries()) add(`n${i}`, cfg);
   const live = (): SimNode[] => sim.nodes.filter((n) => !n.killed);
   const at = (delayMs: number, fn: () => void): void => {
     void sim.clock.sleepUntil(sim.clock.now() + delayMs).then(fn);
@@ -135,13 +146,16 @@ async function runScenario(sc: Scenario, totals: { terms: number; actions: numbe
       await sim.clock.advance(ev.gapMs);
       const leaders = sim.leaders();
       const pool = live();
-      const target = ev.atLeader && leaders.length > 0 ? leaders[0]! : pool[ev.target % pool.length];
+      const target =
+        ev.atLeader && leaders.length > 0 ? leaders[0]! : pool[ev.target % pool.length];
       if (!target) continue;
       const durationMs = ev.fraction * timings.leaderTimeoutMs;
       switch (ev.kind) {
         case "pause":
           // Pauses shorter than the margin are what the design tolerates (docs/leader-election.md).
-          target.proc.pauseUntil(sim.clock.now() + (ev.fraction / 3) * (timings.safetyMarginMs / 2));
+          target.proc.pauseUntil(
+            sim.clock.now() + (ev.fraction / 3) * (timings.safetyMarginMs / 2),
+          );
           break;
         case "fail":
         case "stall":
@@ -212,7 +226,12 @@ describe("LockfileElector safety (randomized, simulated time)", () => {
       { nodeId: "b", term: 2, acquiredAt: 4_999 },
     );
     assert.throws(() => checkHistory(sim), /acted until 5000/);
-    sim.terms.splice(0, 2, { nodeId: "a", term: 2, acquiredAt: 0, lostAt: 1 }, { nodeId: "b", term: 2, acquiredAt: 2 });
+    sim.terms.splice(
+      0,
+      2,
+      { nodeId: "a", term: 2, acquiredAt: 0, lostAt: 1 },
+      { nodeId: "b", term: 2, acquiredAt: 2 },
+    );
     assert.throws(() => checkHistory(sim), /terms must grow/);
   });
 });

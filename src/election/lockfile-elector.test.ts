@@ -123,7 +123,10 @@ describe("LockfileElector", () => {
       // The leader stopped by itself at (last successful renewal sent) + timeout - margin ...
       assert.ok(lost.lostAt <= lastSentAt + (T - M) + 1, `lost at ${lost.lostAt - lastSentAt}ms`);
       // ... and the follower took over no earlier than a full timeout after that renewal.
-      assert.ok(won.acquiredAt >= lastSentAt + T, `taken over ${won.acquiredAt - lastSentAt}ms after`);
+      assert.ok(
+        won.acquiredAt >= lastSentAt + T,
+        `taken over ${won.acquiredAt - lastSentAt}ms after`,
+      );
       assert.ok(lost.lostAt < won.acquiredAt);
       assert.equal(a.elector.isLeader(), false);
       assert.equal(b.elector.currentTerm(), 2);
@@ -243,7 +246,10 @@ describe("LockfileElector", () => {
     await sim.settle(a.elector.stop());
     assert.ok(await sim.clock.advanceUntil(() => b.elector.isLeader(), 10_000));
     const won = termOf(sim, b, 2);
-    assert.ok(won.acquiredAt - stopAt <= FREQUENT + 200, `handover took ${won.acquiredAt - stopAt}ms`);
+    assert.ok(
+      won.acquiredAt - stopAt <= FREQUENT + 200,
+      `handover took ${won.acquiredAt - stopAt}ms`,
+    );
   });
 
   it("a lost conditional write ends leadership (lost_lock)", async () => {

@@ -429,9 +429,12 @@ export class LockfileElector implements TermSource {
       if (!(err instanceof CorruptLockfileError)) throw err;
       term = err.salvagedTerm ?? 0;
       if (this.#obs?.etag !== obj.etag) {
-        this.#logger.error("Leader lockfile is corrupt; it is taken over once unchanged for the leader timeout", {
-          err,
-        });
+        this.#logger.error(
+          "Leader lockfile is corrupt; it is taken over once unchanged for the leader timeout",
+          {
+            err,
+          },
+        );
       }
     }
 
@@ -579,7 +582,11 @@ export class LockfileElector implements TermSource {
     this.#endTerm = end;
     this.#stats.termsAcquired++;
     this.#setState("leader");
-    this.#logger.info("Leadership acquired", { term, leader_id: this.#id, leader_addr: this.#addr });
+    this.#logger.info("Leadership acquired", {
+      term,
+      leader_id: this.#id,
+      leader_addr: this.#addr,
+    });
 
     const fenceTask = this.#watchFence(lease, signal, end);
     const acquireTask = this.#runOnAcquire(term, signal, end);
@@ -610,7 +617,11 @@ export class LockfileElector implements TermSource {
   }
 
   /** Ends the term when the lease could have lapsed; the clock is re-read after every wake-up. */
-  async #watchFence(lease: Lease, signal: AbortSignal, end: (r: LoseReason) => void): Promise<void> {
+  async #watchFence(
+    lease: Lease,
+    signal: AbortSignal,
+    end: (r: LoseReason) => void,
+  ): Promise<void> {
     while (!signal.aborted) {
       const leftMs = this.#fenceRemainingMs(lease);
       if (leftMs <= 0) {
@@ -636,7 +647,10 @@ export class LockfileElector implements TermSource {
     } catch (err) {
       if (signal.aborted) {
         if (!isAbortError(err) && !(err instanceof LeadershipLostError)) {
-          this.#logger.debug("Leader start-up ended with an error after the term ended", { term, err });
+          this.#logger.debug("Leader start-up ended with an error after the term ended", {
+            term,
+            err,
+          });
         }
         return;
       }
@@ -754,13 +768,18 @@ export class LockfileElector implements TermSource {
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         this.#stats.lostRaces++;
-        this.#logger.info("Leader lockfile changed before it could be released", { term: lease.term });
+        this.#logger.info("Leader lockfile changed before it could be released", {
+          term: lease.term,
+        });
       } else {
         this.#stats.storageErrors++;
-        this.#logger.warn("Releasing the leader lockfile failed; standbys take over after the timeout", {
-          term: lease.term,
-          err,
-        });
+        this.#logger.warn(
+          "Releasing the leader lockfile failed; standbys take over after the timeout",
+          {
+            term: lease.term,
+            err,
+          },
+        );
       }
     }
     this.#leaderInfo = undefined;
@@ -831,7 +850,13 @@ export class LockfileElector implements TermSource {
     parent?.addEventListener("abort", onParent, { once: true });
     const timer = new AbortController();
     const timed = this.#sleep(ms, timer.signal).then(
-      () => ctl.abort(new NstanceError("deadline_exceeded", `election ${what} timed out after ${Math.round(ms)}ms`)),
+      () =>
+        ctl.abort(
+          new NstanceError(
+            "deadline_exceeded",
+            `election ${what} timed out after ${Math.round(ms)}ms`,
+          ),
+        ),
       () => undefined,
     );
     try {

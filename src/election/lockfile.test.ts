@@ -42,14 +42,39 @@ describe("lockfile", () => {
     ["null", "null", /not a JSON object/, undefined],
     ["empty leader_id", JSON.stringify({ ...VALID, leader_id: "" }), /leader_id/, 7],
     ["numeric leader_addr", JSON.stringify({ ...VALID, leader_addr: 1 }), /leader_addr/, 7],
-    ["time without ms", JSON.stringify({ ...VALID, last_updated: "2025-03-04T05:06:07Z" }), /last_updated/, 7],
-    ["time with offset", JSON.stringify({ ...VALID, last_updated: "2025-03-04T05:06:07.089+01:00" }), /last_updated/, 7],
-    ["impossible date", JSON.stringify({ ...VALID, last_updated: "2025-02-30T05:06:07.089Z" }), /last_updated/, 7],
-    ["zero term", JSON.stringify({ ...VALID, term: 0 }), /term must be a positive integer/, undefined],
+    [
+      "time without ms",
+      JSON.stringify({ ...VALID, last_updated: "2025-03-04T05:06:07Z" }),
+      /last_updated/,
+      7,
+    ],
+    [
+      "time with offset",
+      JSON.stringify({ ...VALID, last_updated: "2025-03-04T05:06:07.089+01:00" }),
+      /last_updated/,
+      7,
+    ],
+    [
+      "impossible date",
+      JSON.stringify({ ...VALID, last_updated: "2025-02-30T05:06:07.089Z" }),
+      /last_updated/,
+      7,
+    ],
+    [
+      "zero term",
+      JSON.stringify({ ...VALID, term: 0 }),
+      /term must be a positive integer/,
+      undefined,
+    ],
     ["fractional term", JSON.stringify({ ...VALID, term: 1.5 }), /term/, undefined],
     ["string term", JSON.stringify({ ...VALID, term: "7" }), /term/, undefined],
     ["missing released", JSON.stringify({ ...VALID, released: undefined }), /released/, 7],
-    ["reference (Go) format", '{"leaderID":"a","leaderAddr":"b","lastUpdated":"2025-01-01T00:00:00Z"}', /leader_id/, undefined],
+    [
+      "reference (Go) format",
+      '{"leaderID":"a","leaderAddr":"b","lastUpdated":"2025-01-01T00:00:00Z"}',
+      /leader_id/,
+      undefined,
+    ],
   ];
   for (const [name, text, message, salvaged] of bad) {
     it(`rejects ${name}`, () => {

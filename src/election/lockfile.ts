@@ -105,9 +105,12 @@ export function parseLockRecord(body: Buffer | string): LockRecord {
   }
   if (typeof o.leader_addr !== "string") fail("leader_addr must be a string");
   if (typeof o.last_updated !== "string" || parseLockTime(o.last_updated) === undefined) {
-    fail(`last_updated must be an RFC 3339 UTC time with milliseconds, got ${JSON.stringify(o.last_updated)}`);
+    fail(
+      `last_updated must be an RFC 3339 UTC time with milliseconds, got ${JSON.stringify(o.last_updated)}`,
+    );
   }
-  if (salvaged === undefined) fail(`term must be a positive integer, got ${JSON.stringify(o.term)}`);
+  if (salvaged === undefined)
+    fail(`term must be a positive integer, got ${JSON.stringify(o.term)}`);
   if (typeof o.released !== "boolean") fail("released must be a boolean");
   return {
     leader_id: o.leader_id as string,

@@ -93,51 +93,65 @@ export async function fetchLeaderRecord(
     agent: false,
     signal: combined,
   };
-  const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const onResponse = (res: http.IncomingMessage): void => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_BODY_BYTES) {
-          res.destroy(new NstanceError("unavailable", `peer ${addr}: response larger than ${MAX_BODY_BYTES} bytes`));
-          return;
-        }
-        chunks.push(chunk);
+  const { status, body } = await new Promise<{ status: number; body: string }>(
+    (resolve, reject) => {
+      const onResponse = (res: http.IncomingMessage): void => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_BODY_BYTES) {
+            res.destroy(
+              new NstanceError(
+                "unavailable",
+                `peer ${addr}: response larger than ${MAX_BODY_BYTES} bytes`,
+              ),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      };
+      const req = opts.ca
+        ? https.request(
+            {
+              ...base,
+              ca: opts.ca,
+              minVersion: "TLSv1.3",
+              maxVersion: "TLSv1.3",
+              rejectUnauthorized: true,
+              // SNI must not be an IP address; certificate checks still use `host`.
+              ...(isIP(host) === 0 ? { servername: host } : {}),
+            },
+            onResponse,
+          )
+        : http.request(base, onResponse);
+      req.on("error", (err) => {
+        reject(
+          combined.aborted && timeout.aborted && !signal?.aborted
+            ? new NstanceError(
+                "deadline_exceeded",
+                `peer ${addr}: no answer within ${timeoutMs}ms`,
+                {
+                  cause: err,
+                },
+              )
+            : err,
+        );
       });
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
-      );
-      res.on("error", reject);
-    };
-    const req = opts.ca
-      ? https.request(
-          {
-            ...base,
-            ca: opts.ca,
-            minVersion: "TLSv1.3",
-            maxVersion: "TLSv1.3",
-            rejectUnauthorized: true,
-            // SNI must not be an IP address; certificate checks still use `host`.
-            ...(isIP(host) === 0 ? { servername: host } : {}),
-          },
-          onResponse,
-        )
-      : http.request(base, onResponse);
-    req.on("error", (err) => {
-      reject(
-        combined.aborted && timeout.aborted && !signal?.aborted
-          ? new NstanceError("deadline_exceeded", `peer ${addr}: no answer within ${timeoutMs}ms`, {
-              cause: err,
-            })
-          : err,
-      );
-    });
-    req.end();
-  });
+      req.end();
+    },
+  );
   if (status === 404) return undefined;
   if (status !== 200) {
-    throw new NstanceError("unavailable", `peer ${addr}: HTTP ${status} ${body.trim().slice(0, 200)}`);
+    throw new NstanceError(
+      "unavailable",
+      `peer ${addr}: HTTP ${status} ${body.trim().slice(0, 200)}`,
+    );
   }
   return parseLockRecord(body);
 }

@@ -73,7 +73,9 @@ describe("TermFence", () => {
       delete: storage.delete.bind(storage),
       put: (_key: string, _body: Buffer | string, opts?: { signal?: AbortSignal }) =>
         new Promise<string>((_resolve, reject) => {
-          opts?.signal?.addEventListener("abort", () => reject(opts.signal?.reason), { once: true });
+          opts?.signal?.addEventListener("abort", () => reject(opts.signal?.reason), {
+            once: true,
+          });
         }),
     };
     const inFlight = fence.guardStorage(slow, 1).put("instance/b.json", "{}");

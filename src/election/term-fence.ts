@@ -95,9 +95,7 @@ export class TermFence {
 
   /** The term's signal combined with `signal`; throws StaleTermError when the term is not current. */
   signalFor(term: number, signal: AbortSignal | undefined, what: string): AbortSignal {
-    const termSignal = this.#source.isCurrentTerm(term)
-      ? this.#source.termSignal(term)
-      : undefined;
+    const termSignal = this.#source.isCurrentTerm(term) ? this.#source.termSignal(term) : undefined;
     if (!termSignal || termSignal.aborted) {
       this.#dropped++;
       throw new StaleTermError(term, what);

@@ -14,7 +14,11 @@ import type {
 } from "../storage/object-storage.js";
 import type { ElectionTimings } from "./election-timings.js";
 import type { LockRecord } from "./lockfile.js";
-import { LockfileElector, type LockfileElectorOptions, type LoseReason } from "./lockfile-elector.js";
+import {
+  LockfileElector,
+  type LockfileElectorOptions,
+  type LoseReason,
+} from "./lockfile-elector.js";
 import { TermFence } from "./term-fence.js";
 
 interface Timer {
@@ -431,7 +435,8 @@ export class ElectionSim {
           },
           { once: true },
         );
-        this.#runActions(node, (fence ??= new TermFence({ source: node.elector })), term, signal, actionEveryMs);
+        fence ??= new TermFence({ source: node.elector });
+        this.#runActions(node, fence, term, signal, actionEveryMs);
         await opts.onAcquire?.(term, signal);
       },
       onLose: opts.onLose,
@@ -441,7 +446,13 @@ export class ElectionSim {
   }
 
   /** The leader-only work: records an action whenever the fence says the term is current. */
-  #runActions(node: SimNode, fence: TermFence, term: number, signal: AbortSignal, everyMs: number): void {
+  #runActions(
+    node: SimNode,
+    fence: TermFence,
+    term: number,
+    signal: AbortSignal,
+    everyMs: number,
+  ): void {
     const loop = async (): Promise<void> => {
       while (!signal.aborted) {
         if (fence.isCurrentTerm(term) && this.#recording) {
@@ -471,7 +482,8 @@ export class ElectionSim {
     node.proc.pauseUntil(Number.POSITIVE_INFINITY);
     const now = this.clock.now();
     for (const t of this.terms) {
-      if (t.nodeId === node.id && t.lostAt === undefined && t.killedAt === undefined) t.killedAt = now;
+      if (t.nodeId === node.id && t.lostAt === undefined && t.killedAt === undefined)
+        t.killedAt = now;
     }
   }
 

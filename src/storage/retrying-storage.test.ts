@@ -19,7 +19,7 @@ const FAST: Partial<StorageRetryPolicy> = {
 
 /** A memory storage whose next calls throw the queued errors, counting every call. */
 class FlakyStorage extends MemoryStorage {
-  readonly failures: unknown[] = [];
+  readonly failures: Error[] = [];
   calls = 0;
   /** When set, put() writes first and then throws the queued error (a lost response). */
   failAfterWrite = false;

@@ -107,7 +107,11 @@ describe("leader election across processes", { concurrency: false }, () => {
     await waitForSingleLeader(servers);
 
     const actions = servers
-      .flatMap((s) => s.history.flatMap((p) => p.logs.map((l) => ({ ...l, server: s.id }))))
+      .flatMap((s) =>
+        s.history.flatMap((p) =>
+          p.logs.map((l): Record<string, unknown> => ({ ...l, server: s.id })),
+        ),
+      )
       .filter((l) => l.msg === "Leader action")
       .map((l) => ({
         term: Number(l.term),

@@ -65,7 +65,12 @@ export function startServerProcess(opts: StartServerOptions): ServerProcess {
     ["--import", "tsx", ENTRY, ...opts.args, "--bind-health", `127.0.0.1:${opts.healthPort}`],
     {
       cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, NODE_NO_WARNINGS: "1", NSTANCE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...opts.env },
+      env: {
+        ...process.env,
+        NODE_NO_WARNINGS: "1",
+        NSTANCE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+        ...opts.env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
