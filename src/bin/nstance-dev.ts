@@ -3,6 +3,9 @@
  * `npm start`: a one-shard local deployment on file storage under `./.nstance/`, seeded with
  * `examples/local.jsonc` on first run. Everything binds to 127.0.0.1. Ctrl-C stops it.
  */
+// The AWS SDK warns about Node 20 on every start; the project pins Node 20 deliberately.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 import { randomBytes } from "node:crypto";
 import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -34,7 +37,8 @@ if (!(await exists(keyPath))) {
 // examples/local.jsonc reads the key from NSTANCE_ENCRYPTION_KEY (base64 of 32 bytes).
 const env = {
   ...process.env,
-  NSTANCE_ENCRYPTION_KEY: process.env.NSTANCE_ENCRYPTION_KEY ?? (await readFile(keyPath, "utf8")).trim(),
+  NSTANCE_ENCRYPTION_KEY:
+    process.env.NSTANCE_ENCRYPTION_KEY ?? (await readFile(keyPath, "utf8")).trim(),
 };
 
 const logger = createLogger({

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /** nstance-server: parse argv, run, set the exit code. */
 
+// The AWS SDK warns about Node 20 on every start; the project pins Node 20 deliberately.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 import { runServer } from "../server/main.js";
 import { parseServerArgs } from "../server/server-settings.js";
 import { runValidate } from "../server/validate-command.js";
