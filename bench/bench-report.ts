@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Shared by the benchmarks: statistics and writing a section of docs/benchmarks.md. */
 import { readFile, writeFile } from "node:fs/promises";
-import { arch, cpus, totalmem } from "node:os";
+import { arch, cpus, loadavg, totalmem } from "node:os";
 
 const DOC = new URL("../docs/benchmarks.md", import.meta.url);
 
@@ -19,7 +19,7 @@ export const median = (xs: readonly number[]): number => percentile(xs, 50);
 /** One line describing the machine the figures came from. */
 export function machineLine(): string {
   const c = cpus();
-  return `${c.length} × ${c[0]?.model ?? "cpu"} (${arch()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  return `${c.length} × ${c[0]?.model ?? "cpu"} (${arch()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} at the end of the run`;
 }
 
 /**
