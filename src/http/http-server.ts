@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /** A small HTTP server with exact-path routes, a fallback, and graceful close. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
 import type { SecureServerOptions } from "node:http2";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../shared/logger.js";
 
@@ -60,7 +60,9 @@ export class HttpServer {
   async listen(addr: string): Promise<void> {
     const { host, port } = splitHostPort(addr);
     const handler = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
-    const server: Server = this.#opts.tls ? createHttpsServer(this.#opts.tls, handler) : createServer(handler);
+    const server: Server = this.#opts.tls
+      ? createHttpsServer(this.#opts.tls, handler)
+      : createServer(handler);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
