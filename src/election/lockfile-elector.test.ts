@@ -34,6 +34,12 @@ function sentAtOf(rec: LockRecord): number {
   return parseLockTime(rec.last_updated)! - WALL_EPOCH_MS;
 }
 
+/** Starts the first elector on an empty bucket; it leads once the lockfile stayed absent for T. */
+async function lead(s: ElectionSim, node: SimNode): Promise<void> {
+  node.elector.start();
+  assert.ok(await s.clock.advanceUntil(() => node.elector.isLeader(), T + 2 * FREQUENT));
+}
+
 function termOf(s: ElectionSim, node: SimNode, term: number) {
   const t = s.terms.find((x) => x.nodeId === node.id && x.term === term);
   assert.ok(t, `${node.id} held term ${term}`);
@@ -45,8 +51,7 @@ describe("LockfileElector", () => {
     sim = new ElectionSim();
     const a = sim.addNode("a");
     assert.equal(a.elector.state, "stopped");
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     assert.equal(a.elector.state, "leader");
     assert.ok(a.elector.isLeader());
     assert.equal(a.elector.currentTerm(), 1);
@@ -65,8 +70,7 @@ describe("LockfileElector", () => {
   it("a leader renews by conditional writes only: zero storage reads while leading", async () => {
     sim = new ElectionSim();
     const a = sim.addNode("a");
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     const before = { ...a.storage.counts };
     const first = await stored(sim);
     await sim.clock.advance(60_000);
@@ -85,7 +89,7 @@ describe("LockfileElector", () => {
     sim = new ElectionSim({ latencyMs: () => 5 + Math.random() * 40 });
     const nodes = ["a", "b", "c"].map((id) => sim.addNode(id));
     for (const n of nodes) n.elector.start();
-    await sim.clock.advance(1_000);
+    await sim.clock.advance(T + 1_000);
     assert.equal(sim.leaders().length, 1);
     const leader = sim.leaders()[0]!;
     for (const n of nodes) {
@@ -108,8 +112,7 @@ describe("LockfileElector", () => {
       sim = new ElectionSim();
       const a = sim.addNode("a");
       const b = sim.addNode("b");
-      a.elector.start();
-      await sim.clock.advance(100);
+      await lead(sim, a);
       b.elector.start();
       await sim.clock.advance(10_500);
       const lastGood = await stored(sim);
@@ -152,8 +155,7 @@ describe("LockfileElector", () => {
       },
     });
     const b = sim.addNode("b");
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     b.elector.start();
     await sim.clock.advance(5_000);
     assert.ok(a.elector.isLeader());
@@ -185,7 +187,7 @@ describe("LockfileElector", () => {
       sleep: proc.sleep,
     });
     elector.start();
-    await sim.clock.advance(100);
+    await sim.clock.advance(T + 1_000);
     assert.ok(elector.isLeader());
     jumpMs = T;
     assert.equal(elector.isLeader(), false);
@@ -212,8 +214,7 @@ describe("LockfileElector", () => {
       },
     });
     const b = sim.addNode("b");
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     b.elector.start();
     await sim.clock.advance(45_000); // b is in its stable (infrequent) phase
     const stopAt = sim.clock.now();
@@ -238,8 +239,7 @@ describe("LockfileElector", () => {
     sim = new ElectionSim();
     const a = sim.addNode("a", { peer: true });
     const b = sim.addNode("b", { peer: true });
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     b.elector.start();
     await sim.clock.advance(30_000);
     const stopAt = sim.clock.now();
@@ -256,8 +256,7 @@ describe("LockfileElector", () => {
     sim = new ElectionSim();
     const reasons: string[] = [];
     const a = sim.addNode("a", { onLose: (_t, r) => void reasons.push(r) });
-    a.elector.start();
-    await sim.clock.advance(1_000);
+    await lead(sim, a);
     assert.ok(a.elector.isLeader());
     const intruder: LockRecord = {
       leader_id: "intruder",
@@ -282,8 +281,8 @@ describe("LockfileElector", () => {
   it("an answer lost after a renewal landed does not cost leadership", async () => {
     sim = new ElectionSim();
     const a = sim.addNode("a");
-    a.elector.start();
-    await sim.clock.advance(1_000);
+    await lead(sim, a);
+    const reads0 = a.elector.stats().reads;
     a.storage.setFault("lose_answer");
     assert.ok(await sim.clock.advanceUntil(() => a.elector.stats().storageErrors > 0, 5_000, 1));
     a.storage.setFault("none");
@@ -292,7 +291,7 @@ describe("LockfileElector", () => {
     assert.equal(sim.terms.length, 1);
     assert.equal(a.elector.stats().storageErrors, 1);
     assert.equal(a.elector.stats().lostRaces, 0);
-    assert.equal(a.elector.stats().reads, 2, "one poll at start and one confirming read");
+    assert.equal(a.elector.stats().reads - reads0, 1, "one confirming read");
   });
 
   it("a released lockfile is taken over at once with the next term", async () => {
@@ -317,8 +316,7 @@ describe("LockfileElector", () => {
   it("a fresh record is not taken over until unchanged for the timeout, even one with our id", async () => {
     sim = new ElectionSim();
     const a = sim.addNode("a");
-    a.elector.start();
-    await sim.clock.advance(1_000);
+    await lead(sim, a);
     sim.kill(a);
     // The restarted process has the same id but not the old lease.
     const a2 = sim.addNode("a");
@@ -329,6 +327,30 @@ describe("LockfileElector", () => {
     await sim.clock.advance(FREQUENT + 1_000);
     assert.ok(a2.elector.isLeader());
     assert.equal(a2.elector.currentTerm(), 2);
+  });
+
+  it("a missing lockfile is created only once it stayed missing for the timeout", async () => {
+    sim = new ElectionSim();
+    const a = sim.addNode("a");
+    const b = sim.addNode("b");
+    await lead(sim, a);
+    assert.ok(termOf(sim, a, 1).acquiredAt >= T, "first election waits out the absent lockfile");
+    b.elector.start();
+    await sim.clock.advance(10_000);
+    // Someone deletes the lockfile under the live leader: its next renewal (ifMatch) fails and it
+    // steps down, and nobody (not even a) creates a new lockfile before a full timeout of absence.
+    const deletedAt = sim.clock.now();
+    await sim.shared.delete(sim.key);
+    assert.ok(await sim.clock.advanceUntil(() => sim.terms.some((x) => x.term === 2), 40_000));
+    const lost = termOf(sim, a, 1);
+    const won = sim.terms.find((x) => x.term === 2)!;
+    assert.equal(lost.reason, "lost_lock");
+    assert.ok(lost.lostAt! < won.acquiredAt);
+    assert.ok(
+      won.acquiredAt - deletedAt >= T,
+      `created ${won.acquiredAt - deletedAt}ms after the delete`,
+    );
+    assert.equal((await stored(sim)).term, 2);
   });
 
   it("a corrupt lockfile is taken over with ifMatch once unchanged for the timeout", async () => {
@@ -378,7 +400,7 @@ describe("LockfileElector", () => {
       onLose: (_t, r) => void reasons.push(r),
     });
     a.elector.start();
-    await sim.clock.advance(100);
+    await sim.clock.advance(T + 1_000);
     const b = sim.addNode("b", { peer: true });
     b.elector.start();
     assert.ok(await sim.clock.advanceUntil(() => b.elector.isLeader(), 10_000));
@@ -396,17 +418,17 @@ describe("LockfileElector", () => {
     sim = new ElectionSim();
     const a = sim.addNode("a", { peer: true });
     const b = sim.addNode("b", { peer: true });
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     b.elector.start();
     await sim.clock.advance(5_000);
     const reads0 = b.storage.counts.get;
+    const leaderReads0 = a.storage.counts.get;
     const peer0 = b.elector.stats().peerRequests;
     await sim.clock.advance(60_000);
     assert.equal(b.storage.counts.get - reads0, 0, "no storage reads while the leader answers");
     const peerPerMin = b.elector.stats().peerRequests - peer0;
     assert.ok(peerPerMin >= 29 && peerPerMin <= 31, `peer requests per minute: ${peerPerMin}`);
-    assert.equal(a.storage.counts.get, 1, "the leader read only once, before it led");
+    assert.equal(a.storage.counts.get - leaderReads0, 0, "the leader reads nothing");
 
     // The endpoint breaks while the leader is healthy: storage is read instead, no takeover.
     a.peerDown = true;
@@ -434,8 +456,7 @@ describe("LockfileElector", () => {
     sim = new ElectionSim();
     const a = sim.addNode("a");
     const b = sim.addNode("b");
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     b.elector.start();
     await sim.clock.advance(10_000);
     const reads0 = b.storage.counts.get;
@@ -456,8 +477,7 @@ describe("LockfileElector", () => {
     sim = new ElectionSim();
     const a = sim.addNode("a");
     await a.elector.stop();
-    a.elector.start();
-    await sim.clock.advance(100);
+    await lead(sim, a);
     const p1 = a.elector.stop();
     const p2 = a.elector.stop();
     await sim.settle(Promise.all([p1, p2]));

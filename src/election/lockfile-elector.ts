@@ -146,6 +146,9 @@ interface Observation {
   firstSeenAt: number;
 }
 
+/** The observation key of a missing lockfile (never a real etag: those are hex or quoted). */
+const ABSENT = "<absent>";
+
 /** What one follower poll decided. */
 type Step = { lease: Lease } | { nextPollMs: number };
 
@@ -413,40 +416,41 @@ export class LockfileElector implements TermSource {
     this.#lastReadAt = now;
     const pending = this.#pendingTakeover;
     this.#pendingTakeover = undefined;
-    if (!obj) {
-      if (this.#leaderInfo) this.#logger.info("Leader lockfile is missing");
-      this.#obs = undefined;
-      this.#leaderInfo = undefined;
-      return this.#tryTakeOver(undefined, 0);
-    }
-
+    // A missing lockfile is a version too ("absent"): it may have been deleted under a live
+    // leader, which keeps acting until its next renewal fails, so it must stay absent for the
+    // leader timeout before a create-only takeover.
+    const etag = obj?.etag ?? ABSENT;
     let rec: LockRecord | undefined;
     let term = 0;
-    try {
-      rec = parseLockRecord(obj.body);
-      term = rec.term;
-    } catch (err) {
-      if (!(err instanceof CorruptLockfileError)) throw err;
-      term = err.salvagedTerm ?? 0;
-      if (this.#obs?.etag !== obj.etag) {
-        this.#logger.error(
-          "Leader lockfile is corrupt; it is taken over once unchanged for the leader timeout",
-          {
-            err,
-          },
-        );
+    if (obj) {
+      try {
+        rec = parseLockRecord(obj.body);
+        term = rec.term;
+      } catch (err) {
+        if (!(err instanceof CorruptLockfileError)) throw err;
+        term = err.salvagedTerm ?? 0;
+        if (this.#obs?.etag !== etag) {
+          this.#logger.error(
+            "Leader lockfile is corrupt; it is taken over once unchanged for the leader timeout",
+            { err },
+          );
+        }
       }
+    } else if (this.#leaderInfo) {
+      this.#logger.warn(
+        "Leader lockfile is missing; taking over once it stays missing for the leader timeout",
+      );
     }
 
     // Our own takeover whose answer was lost (or retried into a conflict) may have landed after all.
     if (pending && rec && sameLockRecord(rec, pending.record)) {
       if (now - pending.sentAt < t.leaderTimeoutMs - t.safetyMarginMs) {
-        return { lease: { ...pending, etag: obj.etag, unconfirmed: [] } };
+        return { lease: { ...pending, etag: etag, unconfirmed: [] } };
       }
     }
 
     let alive = false;
-    if (this.#obs?.etag !== obj.etag) {
+    if (this.#obs?.etag !== etag) {
       // A version that replaced one we saw at our previous (recent) read was written since: its
       // writer was alive a moment ago. An old observation (peer mode) proves nothing.
       alive =
@@ -457,7 +461,7 @@ export class LockfileElector implements TermSource {
       if (rec && this.#peerSeen && sameLockRecord(rec, this.#peerSeen.record)) {
         firstSeenAt = Math.min(now, this.#peerSeen.at);
       }
-      this.#obs = { etag: obj.etag, firstSeenAt };
+      this.#obs = { etag: etag, firstSeenAt };
     }
     this.#highestTerm = Math.max(this.#highestTerm, term);
     if (rec && !rec.released) {
@@ -482,7 +486,7 @@ export class LockfileElector implements TermSource {
           unchanged_ms: Math.round(ageMs),
         });
       }
-      return this.#tryTakeOver(obj.etag, term);
+      return this.#tryTakeOver(obj ? etag : undefined, term);
     }
     this.#setState("follower");
     if (!this.#fetchPeer && alive && rec && this.#looksRecent(rec)) {
