@@ -7,13 +7,23 @@
 import { errorMessage, isAbortError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { sleep } from "../shared/sleep.js";
+import type { ObjectStorage } from "../storage/object-storage.js";
+
+/** What a leader loop gets for one pass. */
+export interface LeaderContext {
+  term: number;
+  /** Aborts when the term ends. */
+  signal: AbortSignal;
+  /** Storage whose writes are checked against the term right before they are sent. */
+  storage: ObjectStorage;
+}
 
 /** A periodic leader-only task. */
 export interface LeaderLoop {
   name: string;
   intervalMs: number;
-  /** One pass; `signal` aborts when the term ends. */
-  run(term: number, signal: AbortSignal): Promise<void>;
+  /** One pass under the given term. */
+  run(ctx: LeaderContext): Promise<void>;
 }
 
 /** Answers whether `term` is still this server's current leadership term. */
@@ -22,18 +32,18 @@ export type TermCheck = (term: number) => boolean;
 /** Runs {@link LeaderLoop}s for the duration of one term (until `signal` aborts). */
 export async function runLeaderLoops(
   loops: readonly LeaderLoop[],
-  term: number,
+  ctx: LeaderContext,
   isCurrentTerm: TermCheck,
   logger: Logger,
-  signal: AbortSignal,
 ): Promise<void> {
+  const { term, signal } = ctx;
   await Promise.all(
     loops.map(async (loop) => {
       while (!signal.aborted) {
         if (!isCurrentTerm(term)) return;
         const startedAt = Date.now();
         try {
-          await loop.run(term, signal);
+          await loop.run(ctx);
           logger.debug("Leader action", {
             action: loop.name,
             term,

@@ -13,6 +13,7 @@ import {
   fetchLeaderRecord,
   LEADERSHIP_SHARD_PATH,
 } from "../election/peer-endpoint.js";
+import { TermFence } from "../election/term-fence.js";
 import { type HealthSnapshot, healthHandler } from "../http/health-endpoint.js";
 import { HttpServer, splitHostPort } from "../http/http-server.js";
 import { serverTlsOptions } from "../pki/tls-options.js";
@@ -222,13 +223,15 @@ export async function runServer(
       logger,
       onAcquire: async (term, termSignal) => {
         logger.info("Leadership acquired", { term });
-        await runLeaderLoops(leaderLoops, term, (t) => el.isCurrentTerm(t), logger, termSignal);
+        const ctx = { term, signal: termSignal, storage: fence.guardStorage(storage, term) };
+        await runLeaderLoops(leaderLoops, ctx, (t) => el.isCurrentTerm(t), logger);
       },
       onLose: (term, reason) => {
         logger.info("Leadership ended", { term, reason });
       },
     });
     elector = el;
+    const fence = new TermFence({ source: el, logger });
     const electionServer = new HttpServer({
       name: "election",
       tls: serverTlsOptions({ ...identity.tls, requireClientCert: false }),

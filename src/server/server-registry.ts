@@ -136,10 +136,10 @@ export class ServerRegistry {
     return {
       name: "server-heartbeat-sweep",
       intervalMs: this.#intervalMs,
-      run: async (term, signal) => {
+      run: async ({ term, signal, storage }) => {
         for (const s of await this.list(signal)) {
           if (!s.stale) continue;
-          await this.#o.storage.delete(s.id.endsWith(".json") ? s.id : this.#key(s.id), signal);
+          await storage.delete(s.id.endsWith(".json") ? s.id : this.#key(s.id), signal);
           this.#o.logger.info("Removed stale server heartbeat", {
             stale_server_id: s.id,
             term,
