@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The admin client layer, shared by the CLI and the admin HTTP API: typed calls to the Operator
+ * API of one shard or of every shard (fanned out in parallel), over mutual TLS with the operator
+ * identity. Results are plain data with one entry per shard, in `--servers` order; formatting is
+ * the caller's business.
+ */
+import { type ChannelOptions, Metadata } from "@grpc/grpc-js";
+import { grpcChannelCredentials } from "../../pki/tls-options.js";
+import type { Empty } from "../../protocol/gen/google/protobuf/empty.js";
+import type {
+  GetConfigStatusResponse,
+  GroupConfig,
+  GroupStatus,
+  ListGroupsResponse,
+  RefreshConfigResponse,
+  UpsertGroupResponse,
+} from "../../protocol/gen/nstance/v1/operator.js";
+import { OperatorServiceClient } from "../../protocol/gen/nstance/v1/operator.js";
+import { NstanceError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/logger.js";
+import { callUnary, type StartUnaryCall } from "./grpc-call.js";
+import type { OperatorIdentityPem } from "./operator-identity.js";
+import { RemoteError } from "./remote-error.js";
+import { type ShardSelection, type ShardServer, selectShards } from "./shard-servers.js";
+
+/** Time allowed for each RPC when the caller sets none (the reference's 30 s). */
+export const DEFAULT_ADMIN_TIMEOUT_MS = 30_000;
+
+/** A group as the Operator API reports it. */
+export interface GroupInfo {
+  key: string;
+  tenant: string;
+  template: string;
+  /** Desired size. */
+  size: number;
+  instanceType: string;
+  subnetPool: string;
+  vars: Record<string, string>;
+  /** Defined in the static config (only some fields may be changed). */
+  isStatic: boolean;
+  /** Hash of the merged configuration. */
+  etag: string;
+  /** Active managed instances with a provider ID. */
+  actualSize: number;
+  /** Their provider IDs, sorted. */
+  providerIds: string[];
+}
+
+/** The loaded static configuration object of a shard. */
+export interface ConfigStatus {
+  etag: string;
+  lastModified: Date | undefined;
+  sizeBytes: number;
+}
+
+/** What a config reload changed. */
+export interface ConfigRefresh {
+  /** True when the config etag changed. */
+  updated: boolean;
+  prevEtag: string;
+  etag: string;
+}
+
+/** Fields of a new dynamic group. */
+export interface CreateGroupRequest {
+  key: string;
+  template: string;
+  size: number;
+  instanceType?: string;
+  subnetPool?: string;
+  vars?: Record<string, string>;
+}
+
+/** One shard's outcome. `error` is labelled with the shard (and its address for transport errors). */
+export type ShardResult<T> =
+  | { shard: string; address: string; ok: true; value: T }
+  | { shard: string; address: string; ok: false; error: RemoteError };
+
+/** Options for {@link AdminService}. */
+export interface AdminServiceOptions {
+  /** Every shard's Operator API address (`--servers`). */
+  servers: readonly ShardServer[];
+  /** The operator identity: CA to trust, client key and certificate. */
+  identity: OperatorIdentityPem;
+  /** Deadline of each RPC. Defaults to {@link DEFAULT_ADMIN_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** Extra grpc-js channel options (tests). */
+  channelOptions?: Partial<ChannelOptions>;
+  logger: Logger;
+}
+
+function toGroupInfo(g: GroupStatus): GroupInfo {
+  return {
+    key: g.key,
+    tenant: g.tenant,
+    template: g.template,
+    size: g.size,
+    instanceType: g.instanceType,
+    subnetPool: g.subnetPool,
+    vars: { ...g.vars },
+    isStatic: g.isStatic,
+    etag: g.etag,
+    actualSize: g.actualSize,
+    providerIds: [...g.providerIds],
+  };
+}
+
+/** Operator API client for a set of shards; call {@link AdminService.stop} when done. */
+export class AdminService {
+  readonly #servers: readonly ShardServer[];
+  readonly #identity: OperatorIdentityPem;
+  readonly #timeoutMs: number;
+  readonly #channelOptions: Partial<ChannelOptions>;
+  readonly #logger: Logger;
+  readonly #clients = new Map<string, OperatorServiceClient>();
+  #stopped = false;
+
+  constructor(opts: AdminServiceOptions) {
+    if (!opts.servers || opts.servers.length === 0) throw new TypeError("servers is required");
+    if (!opts.identity) throw new TypeError("identity is required");
+    if (!opts.logger) throw new TypeError("logger is required");
+    this.#servers = [...opts.servers];
+    this.#identity = opts.identity;
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS;
+    this.#channelOptions = opts.channelOptions ?? {};
+    this.#logger = opts.logger;
+  }
+
+  /** The configured shards, in order. */
+  get servers(): readonly ShardServer[] {
+    return this.#servers;
+  }
+
+  /** Lists the caller tenant's groups on each selected shard. */
+  listGroups(selection: ShardSelection, signal?: AbortSignal): Promise<ShardResult<GroupInfo[]>[]> {
+    return this.#fanOut(selection, (c, s) => this.#list(c, s), signal);
+  }
+
+  /** One group on each selected shard; a shard without it fails with `not_found`. */
+  groupStatus(
+    selection: ShardSelection,
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<GroupInfo>[]> {
+    return this.#fanOut(selection, (c, s) => this.#find(c, key, s), signal);
+  }
+
+  /**
+   * Creates a dynamic group on each selected shard. A shard that already has a group with this
+   * key fails with `already_exists` and is left unchanged.
+   */
+  createGroup(
+    selection: ShardSelection,
+    req: CreateGroupRequest,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<GroupInfo>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        const groups = await this.#list(c, s);
+        if (groups.some((g) => g.key === req.key)) {
+          throw new NstanceError(
+            "already_exists",
+            `group ${req.key} already exists (use "group scale" to resize it)`,
+          );
+        }
+        return this.#upsert(
+          c,
+          req.key,
+          {
+            template: req.template,
+            size: req.size,
+            instanceType: req.instanceType ?? "",
+            subnetPool: req.subnetPool ?? "",
+            vars: { ...req.vars },
+            args: {},
+          },
+          s,
+        );
+      },
+      signal,
+    );
+  }
+
+  /**
+   * Sets the desired size of an existing group on each selected shard; only `size` is sent, so
+   * the rest of the group (static or dynamic) is kept. A shard without the group fails with
+   * `not_found` rather than creating a half-specified group.
+   */
+  scaleGroup(
+    selection: ShardSelection,
+    key: string,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<GroupInfo>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        await this.#find(c, key, s);
+        return this.#upsert(
+          c,
+          key,
+          { template: "", size, instanceType: "", subnetPool: "", vars: {}, args: {} },
+          s,
+        );
+      },
+      signal,
+    );
+  }
+
+  /** Deletes a dynamic group (or the dynamic overrides of a static one) on each selected shard. */
+  deleteGroup(
+    selection: ShardSelection,
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<{ key: string }>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        await callUnary<Empty>(
+          (o, cb) => c.deleteGroup({ key }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { key };
+      },
+      signal,
+    );
+  }
+
+  /** The loaded static config object of each selected shard. */
+  configStatus(
+    selection: ShardSelection,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<ConfigStatus>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        const res = await callUnary<GetConfigStatusResponse>(
+          (o, cb) => c.getConfigStatus({}, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { etag: res.etag, lastModified: res.lastModified, sizeBytes: res.size };
+      },
+      signal,
+    );
+  }
+
+  /** Makes each selected shard reload its config from storage now. */
+  refreshConfig(
+    selection: ShardSelection,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<ConfigRefresh>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        const res = await callUnary<RefreshConfigResponse>(
+          (o, cb) => c.refreshConfig({}, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { updated: res.updated, prevEtag: res.prevEtag, etag: res.etag };
+      },
+      signal,
+    );
+  }
+
+  /** Closes every connection. Idempotent; later calls fail. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  async #list(c: OperatorServiceClient, signal?: AbortSignal): Promise<GroupInfo[]> {
+    const start: StartUnaryCall<ListGroupsResponse> = (o, cb) =>
+      c.listGroups({}, new Metadata(), o, cb);
+    const res = await callUnary(start, this.#timeoutMs, signal);
+    return res.groups.map(toGroupInfo);
+  }
+
+  async #find(c: OperatorServiceClient, key: string, signal?: AbortSignal): Promise<GroupInfo> {
+    const found = (await this.#list(c, signal)).find((g) => g.key === key);
+    if (!found) throw new NstanceError("not_found", `group ${key} not found`);
+    return found;
+  }
+
+  async #upsert(
+    c: OperatorServiceClient,
+    key: string,
+    config: GroupConfig,
+    signal?: AbortSignal,
+  ): Promise<GroupInfo> {
+    const res = await callUnary<UpsertGroupResponse>(
+      (o, cb) => c.upsertGroup({ key, config }, new Metadata(), o, cb),
+      this.#timeoutMs,
+      signal,
+    );
+    if (!res.group) throw new NstanceError("internal", "server returned no group");
+    return toGroupInfo(res.group);
+  }
+
+  #client(server: ShardServer): OperatorServiceClient {
+    if (this.#stopped) throw new NstanceError("cancelled", "admin service is stopped");
+    let client = this.#clients.get(server.shard);
+    if (!client) {
+      client = new OperatorServiceClient(
+        server.address,
+        grpcChannelCredentials({
+          caCertPem: this.#identity.caCertPem,
+          certPem: this.#identity.certPem,
+          keyPem: this.#identity.keyPem,
+        }),
+        this.#channelOptions,
+      );
+      this.#clients.set(server.shard, client);
+    }
+    return client;
+  }
+
+  /** Runs `op` against every selected shard in parallel; never rejects for a shard's failure. */
+  async #fanOut<T>(
+    selection: ShardSelection,
+    op: (client: OperatorServiceClient, signal?: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<T>[]> {
+    const targets = selectShards(this.#servers, selection);
+    return Promise.all(
+      targets.map(async (server): Promise<ShardResult<T>> => {
+        const base = { shard: server.shard, address: server.address };
+        try {
+          return { ...base, ok: true, value: await op(this.#client(server), signal) };
+        } catch (err) {
+          const cause =
+            err instanceof NstanceError
+              ? err
+              : new NstanceError("internal", String(err), { cause: err });
+          const error = new RemoteError(
+            `shard ${server.shard}`,
+            server.address,
+            cause,
+            this.#timeoutMs,
+          );
+          this.#logger.debug("Operator API call failed", {
+            shard: server.shard,
+            address: server.address,
+            code: error.code,
+            err,
+          });
+          return { ...base, ok: false, error };
+        }
+      }),
+    );
+  }
+}
