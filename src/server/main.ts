@@ -22,7 +22,9 @@ import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { createStorage } from "../storage/create-storage.js";
 import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
+import { startApiServers } from "./api/grpc-servers.js";
 import { type LoadedConfig, loadConfigWithRetry } from "./config-loader.js";
+import { ConfigStore } from "./config-store.js";
 import {
   loadClusterEncryptionKey,
   loadServerIdentity,
@@ -71,9 +73,11 @@ export async function runServer(
   let failure: string | undefined;
   let loaded: LoadedConfig | undefined;
   let elector: LockfileElector | undefined;
+  let currentConfig = (): LoadedConfig | undefined => loaded;
 
   const snapshot = (): HealthSnapshot => {
     const election = elector?.status();
+    const cfg = currentConfig();
     return {
       ready: phase === "ready",
       ...(phase !== "ready" ? { reason: failure ?? phase } : {}),
@@ -82,13 +86,13 @@ export async function runServer(
       shard: settings.shard,
       version: opts.version,
       uptime_s: Math.round((Date.now() - startedAt) / 1000),
-      ...(loaded
+      ...(cfg
         ? {
             config: {
-              etag: loaded.configState.etag,
-              source: loaded.configState.source,
-              groups_etag: loaded.groupsState.etag,
-              groups: loaded.effective.groups.length,
+              etag: cfg.configState.etag,
+              source: cfg.configState.source,
+              groups_etag: cfg.groupsState.etag,
+              groups: cfg.effective.groups.length,
             },
           }
         : {}),
@@ -240,6 +244,35 @@ export async function runServer(
     });
     await electionServer.listen(binds.election);
     closer.add("election listener", () => electionServer.stop());
+
+    // 6. The gRPC API on every server: standbys answer reads and refuse writes naming the leader.
+    const configStore = new ConfigStore({
+      storage,
+      shard: settings.shard,
+      cachedir: settings.cachedir,
+      db,
+      logger,
+      initial: loaded,
+    });
+    currentConfig = () => configStore.current();
+    const api = await startApiServers({
+      bind: { registration: binds.registration, operator: binds.operator, agent: binds.agent },
+      tls: identity.tls,
+      ctx: {
+        clusterId: config.cluster.id,
+        shard: settings.shard,
+        prefix,
+        db,
+        storage,
+        configStore,
+        identity: identity.identity,
+        leadership: el,
+        logger,
+      },
+      logger,
+    });
+    closer.add("gRPC API", () => api.stop(config.shard.shutdownTimeoutMs));
+    logger.info("API listening", { ...api.addresses });
     if (electionCfg.enabled) {
       el.start();
       // Registered last so it runs first on shutdown: resign before anything else stops.
