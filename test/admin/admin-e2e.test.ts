@@ -49,13 +49,14 @@ describe("nstance-admin against a real server", { concurrency: false }, () => {
     bucket = join(dir, "bucket");
     identityDir = join(dir, "identity");
     await writeShardConfig(bucket, await shardConfigText(FAST_ELECTION));
-    [server] = await startShardServers({
+    const started = await startShardServers({
       count: 1,
       workDir: dir,
       storageArgs: ["--storage", "file", "--bucket", bucket],
     });
-    await waitForSingleLeader([server!], 30_000);
-    servers = `local=localhost:${server!.ports.operator}`;
+    server = started[0]!;
+    await waitForSingleLeader([server], 30_000);
+    servers = `local=localhost:${server.ports.operator}`;
   });
   after(async () => {
     await server?.proc.stop();
