@@ -150,6 +150,25 @@ describe("loadAgentConfig", () => {
     });
   }
 
+  it("accepts comma-separated server address lists, in order", () => {
+    const c = loadAgentConfig({
+      NSTANCE_SERVER_REGISTRATION_ADDR: "10.0.0.1:8992, 10.0.0.2:8992,",
+      NSTANCE_SERVER_AGENT_ADDR: "[fd00::1]:8994",
+    });
+    assert.deepEqual(c.registrationAddrs, ["10.0.0.1:8992", "10.0.0.2:8992"]);
+    assert.equal(c.registrationAddr, "10.0.0.1:8992");
+    assert.deepEqual(c.agentAddrs, ["[fd00::1]:8994"]);
+    assert.equal(c.agentAddr, "[fd00::1]:8994");
+  });
+
+  it("names each bad address in a list", () => {
+    const problems = problemsOf({ ...base, NSTANCE_SERVER_REGISTRATION_ADDR: "a:1,b,c:0" });
+    assert.deepEqual(
+      problems.map((p) => p.message),
+      ['invalid address "b": want host:port', 'invalid address "c:0": port must not be 0'],
+    );
+  });
+
   it("requires both server addresses and reports every problem at once", () => {
     try {
       loadAgentConfig({ NSTANCE_KEYS_MODE: "x" });

@@ -46,10 +46,17 @@ export interface AgentConfig {
   keysFileMode: number;
   /** `NSTANCE_RECV_MODE` (octal). */
   recvFileMode: number;
-  /** `NSTANCE_SERVER_REGISTRATION_ADDR`: host:port of the server's registration service. */
+  /** `NSTANCE_SERVER_REGISTRATION_ADDR`: host:port of the server's registration service (the first, when a list is given). */
   registrationAddr: string;
-  /** `NSTANCE_SERVER_AGENT_ADDR`: host:port of the server's agent service. */
+  /**
+   * Every address in `NSTANCE_SERVER_REGISTRATION_ADDR`, which may be a comma-separated list of
+   * the shard's servers: the agent tries them in order (a standby answers FAILED_PRECONDITION).
+   */
+  registrationAddrs: string[];
+  /** `NSTANCE_SERVER_AGENT_ADDR`: host:port of the server's agent service (the first, when a list is given). */
   agentAddr: string;
+  /** Every address in `NSTANCE_SERVER_AGENT_ADDR` (comma-separated list allowed, as above). */
+  agentAddrs: string[];
   /** `NSTANCE_INSTANCE_ID` (puidv7); undefined when not set. */
   instanceId: string | undefined;
   /** `NSTANCE_INSTANCE_HOSTNAME`; undefined means the OS hostname. */
@@ -133,6 +140,23 @@ export function loadAgentConfig(env: AgentEnv): AgentConfig {
     if (problem) bad(name, `invalid address "${v}": ${problem}`);
     return v;
   };
+  const addrList = (name: string): string[] => {
+    const v = get(name);
+    if (v === undefined) {
+      bad(name, "is required (host:port)");
+      return [];
+    }
+    const list = v
+      .split(",")
+      .map((a) => a.trim())
+      .filter((a) => a !== "");
+    if (list.length === 0) bad(name, "is required (host:port)");
+    for (const a of list) {
+      const problem = checkHostPort(a) ?? (/:0+$/.test(a) ? "port must not be 0" : undefined);
+      if (problem) bad(name, `invalid address "${a}": ${problem}`);
+    }
+    return list;
+  };
   const ip = (name: string, family: 4 | 6): string | undefined => {
     const v = get(name);
     if (v !== undefined && isIP(v) !== family) bad(name, `"${v}" is not an IPv${family} address`);
@@ -145,8 +169,8 @@ export function loadAgentConfig(env: AgentEnv): AgentConfig {
   const identityFileMode = mode("NSTANCE_IDENTITY_MODE", DEFAULT_IDENTITY_FILE_MODE);
   const keysFileMode = mode("NSTANCE_KEYS_MODE", DEFAULT_KEYS_FILE_MODE);
   const recvFileMode = mode("NSTANCE_RECV_MODE", DEFAULT_RECV_FILE_MODE);
-  const registrationAddr = addr("NSTANCE_SERVER_REGISTRATION_ADDR", true) ?? "";
-  const agentAddr = addr("NSTANCE_SERVER_AGENT_ADDR", true) ?? "";
+  const registrationAddrs = addrList("NSTANCE_SERVER_REGISTRATION_ADDR");
+  const agentAddrs = addrList("NSTANCE_SERVER_AGENT_ADDR");
   const healthAddr = addr("NSTANCE_HEALTH_ADDR", false);
 
   const instanceId = get("NSTANCE_INSTANCE_ID");
@@ -200,8 +224,10 @@ export function loadAgentConfig(env: AgentEnv): AgentConfig {
     identityFileMode,
     keysFileMode,
     recvFileMode,
-    registrationAddr,
-    agentAddr,
+    registrationAddr: registrationAddrs[0] ?? "",
+    registrationAddrs,
+    agentAddr: agentAddrs[0] ?? "",
+    agentAddrs,
     instanceId,
     hostname,
     ipv4: ip("NSTANCE_INSTANCE_IPV4", 4),

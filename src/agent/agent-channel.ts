@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The agent's mutual-TLS connection to the agent service: one grpc-js client (one HTTP/2
+ * connection) shared by the health, key-request and file streams, with keepalive pings so a
+ * dead path is noticed on both ends. With several server addresses it moves to the next one when
+ * the current server is a standby (FAILED_PRECONDITION) or unreachable.
+ */
+import { type ChannelOptions, type ServiceError, status } from "@grpc/grpc-js";
+import { grpcChannelCredentials } from "../pki/tls-options.js";
+import { AgentServiceClient } from "../protocol/gen/nstance/v1/agent.js";
+import type { Logger } from "../shared/logger.js";
+
+/**
+ * Interval between client keepalive pings. The server permits pings every 10 s or more
+ * (reference §3.2) and pings itself after 20 s idle.
+ */
+export const DEFAULT_KEEPALIVE_TIME_MS = 15_000;
+/** How long a ping may go unanswered before the connection is considered dead. */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
+/** Longest wait between grpc-js's own reconnection attempts; below the streams' 5 s backoff. */
+export const DEFAULT_MAX_RECONNECT_BACKOFF_MS = 5_000;
+/** Largest message accepted from the server (reference: 4 MiB). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** grpc-js channel options of the agent channel. */
+export function agentChannelOptions(keepaliveTimeMs = DEFAULT_KEEPALIVE_TIME_MS): ChannelOptions {
+  return {
+    "grpc.keepalive_time_ms": keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": DEFAULT_KEEPALIVE_TIMEOUT_MS,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.initial_reconnect_backoff_ms": 1_000,
+    "grpc.max_reconnect_backoff_ms": DEFAULT_MAX_RECONNECT_BACKOFF_MS,
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    // The health stream lives for days: retry buffering would only hold its reports in memory.
+    "grpc.enable_retries": 0,
+  };
+}
+
+/** Options for {@link AgentChannel}. */
+export interface AgentChannelOptions {
+  /** Agent service addresses (`NSTANCE_SERVER_AGENT_ADDR`); the first is used first. */
+  addrs: readonly string[];
+  caCertPem: string;
+  certificatePem: string;
+  /** PKCS#8 PEM of identity.key. */
+  privateKeyPem: string;
+  /** Defaults to {@link DEFAULT_KEEPALIVE_TIME_MS}. */
+  keepaliveTimeMs?: number;
+  logger: Logger;
+}
+
+/** Holds the current agent-service client; see the file comment. */
+export class AgentChannel {
+  readonly #addrs: readonly string[];
+  readonly #options: ChannelOptions;
+  readonly #credentials: ReturnType<typeof grpcChannelCredentials>;
+  readonly #logger: Logger;
+  #index = 0;
+  #client: AgentServiceClient | undefined;
+  #closed = false;
+
+  constructor(opts: AgentChannelOptions) {
+    if (opts.addrs.length === 0) throw new TypeError("addrs must not be empty");
+    if (!opts.logger) throw new TypeError("logger is required");
+    this.#addrs = opts.addrs;
+    this.#logger = opts.logger;
+    this.#options = agentChannelOptions(opts.keepaliveTimeMs);
+    this.#credentials = grpcChannelCredentials({
+      caCertPem: opts.caCertPem,
+      certPem: opts.certificatePem,
+      keyPem: opts.privateKeyPem,
+    });
+  }
+
+  /** The address in use. */
+  get addr(): string {
+    return this.#addrs[this.#index]!;
+  }
+
+  /** The client for the current address (created on first use). Throws once closed. */
+  get client(): AgentServiceClient {
+    if (this.#closed) throw new Error("agent channel is closed");
+    this.#client ??= new AgentServiceClient(this.addr, this.#credentials, this.#options);
+    return this.#client;
+  }
+
+  /**
+   * Called by a stream that failed on `client`. When the failure says this server cannot serve the
+   * agent (standby, unreachable) and another address exists, later calls go to the next address.
+   */
+  reportFailure(client: AgentServiceClient, err: unknown): void {
+    if (this.#closed || client !== this.#client || this.#addrs.length < 2) return;
+    const code = (err as Partial<ServiceError>).code;
+    if (code !== status.FAILED_PRECONDITION && code !== status.UNAVAILABLE) return;
+    const from = this.addr;
+    this.#index = (this.#index + 1) % this.#addrs.length;
+    this.#client = undefined;
+    client.close();
+    this.#logger.info("Switching agent service address", { from, to: this.addr });
+  }
+
+  /** Closes the client; idempotent. Calls already started run on until their owners end them. */
+  close(): void {
+    this.#closed = true;
+    this.#client?.close();
+    this.#client = undefined;
+  }
+}
