@@ -96,4 +96,29 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX decisions_instance ON decisions (instance_id, seq);
   `,
+  // v2: agent service — health history pruned by age, LB registration errors, and the
+  // certificates issued to agents (serial and expiry, so they are renewed before they lapse).
+  `
+  CREATE INDEX health_reports_received ON health_reports (received_at);
+  ALTER TABLE lb_instances ADD COLUMN last_error TEXT;
+  CREATE TABLE issued_certificates (
+    instance_id TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    certificate_name TEXT NOT NULL,
+    key_file TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (instance_id, filename)
+  );
+  `,
+  // v3: reconciler — how an unhealthy instance leaves (with or without drain), spot/preemption
+  // notices, and decision history pruned by age. (No index on deleted_at: the reconciler's pass
+  // reads nearly every row, and a full scan beats index lookups for that.)
+  `
+  ALTER TABLE instances ADD COLUMN unhealthy_skip_drain INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE instances ADD COLUMN spot_notice_at INTEGER;
+  ALTER TABLE instances ADD COLUMN spot_deadline_at INTEGER;
+  CREATE INDEX decisions_at ON decisions (at);
+  `,
 ];

@@ -17,6 +17,13 @@ import { TermFence } from "../election/term-fence.js";
 import { type HealthSnapshot, healthHandler } from "../http/health-endpoint.js";
 import { HttpServer, splitHostPort } from "../http/http-server.js";
 import { serverTlsOptions } from "../pki/tls-options.js";
+import type { ErrorEvent, InstanceEvent } from "../protocol/gen/nstance/v1/operator.js";
+import { createProvider } from "../providers/create-provider.js";
+import {
+  type DrainNotifier,
+  type ErrorNotifier,
+  TenantEvents,
+} from "../reconcile/tenant-events.js";
 import { Closer } from "../shared/closer.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -30,6 +37,7 @@ import {
   loadServerIdentity,
   type ServerIdentity,
 } from "./identity-stage.js";
+import { type ShardManagement, startShardManagement } from "./instances/start-shard-management.js";
 import { runLeaderLoops } from "./leader-work.js";
 import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
@@ -213,6 +221,28 @@ export async function runServer(
     registry.start();
     closer.add("server heartbeat", () => registry.stop());
 
+    // The infrastructure provider, the config store and the event hubs outlive leadership terms.
+    const provider = await createProvider(config.shard.infra.provider, {
+      options: config.shard.infra.options,
+      region: config.shard.infra.region,
+      zone: config.shard.infra.zone,
+      env,
+      logger,
+    });
+    closer.add("provider", () => provider.close());
+    const configStore = new ConfigStore({
+      storage,
+      shard: settings.shard,
+      cachedir: settings.cachedir,
+      db,
+      logger,
+      initial: loaded,
+    });
+    currentConfig = () => configStore.current();
+    const drainNotifier: DrainNotifier = new TenantEvents<InstanceEvent>();
+    const errorNotifier: ErrorNotifier = new TenantEvents<ErrorEvent>();
+    let management: ShardManagement | undefined;
+
     const electionCfg = config.shard.leaderElection;
     const leaderLoops = [registry.sweepLoop()];
     const el = new LockfileElector({
@@ -227,8 +257,37 @@ export async function runServer(
       logger,
       onAcquire: async (term, termSignal) => {
         logger.info("Leadership acquired", { term });
-        const ctx = { term, signal: termSignal, storage: fence.guardStorage(storage, term) };
-        await runLeaderLoops(leaderLoops, ctx, (t) => el.isCurrentTerm(t), logger);
+        // Rebuild the cache from storage and the provider, then reconcile and collect garbage
+        // for as long as the term lasts; a failed rebuild makes the elector resign.
+        const m = await startShardManagement({
+          term,
+          signal: termSignal,
+          fence,
+          clusterId: config.cluster.id,
+          shard: settings.shard,
+          prefix,
+          db,
+          storage,
+          configStore,
+          provider,
+          identity: identity.identity,
+          advertise: {
+            registration: advertise.registration,
+            agent: advertise.agent,
+            operator: advertise.operator,
+          },
+          logger,
+          drainNotifier,
+          errorNotifier,
+        });
+        management = m;
+        try {
+          const ctx = { term, signal: termSignal, storage: fence.guardStorage(storage, term) };
+          await runLeaderLoops(leaderLoops, ctx, (t) => el.isCurrentTerm(t), logger);
+        } finally {
+          if (management === m) management = undefined;
+          await m.stop();
+        }
       },
       onLose: (term, reason) => {
         logger.info("Leadership ended", { term, reason });
@@ -246,15 +305,6 @@ export async function runServer(
     closer.add("election listener", () => electionServer.stop());
 
     // 6. The gRPC API on every server: standbys answer reads and refuse writes naming the leader.
-    const configStore = new ConfigStore({
-      storage,
-      shard: settings.shard,
-      cachedir: settings.cachedir,
-      db,
-      logger,
-      initial: loaded,
-    });
-    currentConfig = () => configStore.current();
     const api = await startApiServers({
       bind: { registration: binds.registration, operator: binds.operator, agent: binds.agent },
       tls: identity.tls,
