@@ -62,26 +62,37 @@ process.stdout.write(
   ].join("\n"),
 );
 
-await runServer(
-  {
-    id: "local-1",
-    shard,
-    storage: "file",
-    bucket,
-    prefix: `shard/${shard}/`,
-    cachedir: join(root, "cache"),
-    logLevel: "info",
-    logFormat: "text",
-    heartbeatIntervalMs: 5_000,
-    heartbeatTtlMs: 30_000,
-    bindOverrides: {
-      health: "127.0.0.1:8990",
-      election: "127.0.0.1:8991",
-      registration: "127.0.0.1:8992",
-      operator: "127.0.0.1:8993",
-      agent: "127.0.0.1:8994",
+try {
+  await runServer(
+    {
+      id: "local-1",
+      shard,
+      storage: "file",
+      bucket,
+      prefix: `shard/${shard}/`,
+      cachedir: join(root, "cache"),
+      logLevel: "info",
+      logFormat: "text",
+      heartbeatIntervalMs: 5_000,
+      heartbeatTtlMs: 30_000,
+      bindOverrides: {
+        health: "127.0.0.1:8990",
+        election: "127.0.0.1:8991",
+        registration: "127.0.0.1:8992",
+        operator: "127.0.0.1:8993",
+        agent: "127.0.0.1:8994",
+      },
     },
-  },
-  { logger, version: VERSION, env },
-  ac.signal,
-);
+    { logger, version: VERSION, env },
+    ac.signal,
+  );
+} finally {
+  // Local instances are processes that outlive a server restart by design; `npm start` started
+  // them, so Ctrl-C removes them too.
+  const { LocalProvider } = await import("../providers/local/local-provider.js");
+  const local = new LocalProvider({ stateDir: join(root, "local-instances") });
+  const instances = await local.listInstances({ clusterId: "local", shard });
+  await Promise.all(instances.map((i) => local.deleteInstance(i.instanceId, i.providerInstanceId)));
+  await local.close();
+  if (instances.length > 0) process.stdout.write(`Stopped ${instances.length} local instance(s)\n`);
+}

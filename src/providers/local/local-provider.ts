@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errorMessage, NstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
@@ -137,9 +137,10 @@ export class LocalProvider implements Provider {
 
   constructor(opts: LocalProviderOptions) {
     if (!opts.stateDir) throw new TypeError("stateDir is required");
-    this.#stateDir = opts.stateDir;
-    this.#instancesDir = join(opts.stateDir, "instances");
-    this.#deletedDir = join(opts.stateDir, "deleted");
+    // Absolute, because agents run with their instance directory as working directory.
+    this.#stateDir = resolve(opts.stateDir);
+    this.#instancesDir = join(this.#stateDir, "instances");
+    this.#deletedDir = join(this.#stateDir, "deleted");
     this.#trashDir = join(opts.stateDir, ".trash");
     this.#lbFile = join(opts.stateDir, "load-balancers.json");
     this.#command = opts.command ?? defaultAgentCommand();
