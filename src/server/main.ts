@@ -27,6 +27,8 @@ import {
 import { Closer } from "../shared/closer.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
+import { runInBackground } from "../shared/run-in-background.js";
+import { sleep } from "../shared/sleep.js";
 import { createStorage } from "../storage/create-storage.js";
 import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
 import { startApiServers } from "./api/grpc-servers.js";
@@ -41,6 +43,9 @@ import { type ShardManagement, startShardManagement } from "./instances/start-sh
 import { runLeaderLoops } from "./leader-work.js";
 import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
+
+/** How often a standby checks whether the config or groups objects changed (two HEADs). */
+export const STANDBY_CONFIG_POLL_MS = 10_000;
 
 /** Where the health endpoint listens before the shard config says otherwise (seed 000). */
 export const DEFAULT_HEALTH_BIND = "0.0.0.0:8990";
@@ -257,6 +262,12 @@ export async function runServer(
       logger,
       onAcquire: async (term, termSignal) => {
         logger.info("Leadership acquired", { term });
+        // A new leader reloads config and groups first: a standby's copy may be behind.
+        await configStore.refresh(termSignal).catch((err: unknown) => {
+          logger.warn("Config reload on leadership failed; keeping the loaded config", {
+            err: errorMessage(err),
+          });
+        });
         // Rebuild the cache from storage and the provider, then reconcile and collect garbage
         // for as long as the term lasts; a failed rebuild makes the elector resign.
         const m = await startShardManagement({
@@ -303,6 +314,27 @@ export async function runServer(
     });
     await electionServer.listen(binds.election);
     closer.add("election listener", () => electionServer.stop());
+
+    // Standbys follow the leader's group writes so their read-only answers stay current.
+    const followCtl = new AbortController();
+    const following = runInBackground(
+      "standby config follow",
+      async () => {
+        while (!followCtl.signal.aborted) {
+          await sleep(STANDBY_CONFIG_POLL_MS, followCtl.signal);
+          if (!el.isLeader()) {
+            await configStore.refreshIfChanged(followCtl.signal).catch((err: unknown) => {
+              logger.debug("Standby config check failed", { err: errorMessage(err) });
+            });
+          }
+        }
+      },
+      logger,
+    );
+    closer.add("standby config follow", async () => {
+      followCtl.abort();
+      await following;
+    });
 
     // 6. The gRPC API on every server: standbys answer reads and refuse writes naming the leader.
     const api = await startApiServers({

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { status } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import { getInstance } from "../../src/db/instances-table.js";
 import { getOperator } from "../../src/db/operators-table.js";
 import { parseClientIdentity } from "../../src/pki/client-identity.js";
@@ -22,6 +22,8 @@ import {
   operatorClientId,
   operatorNonceKey,
 } from "../../src/server/api/registration/register-operator.js";
+import { MemoryStorage } from "../../src/storage/memory-storage.js";
+import type { PutOptions } from "../../src/storage/object-storage.js";
 import {
   type ApiFixture,
   CLUSTER_ID,
@@ -277,6 +279,62 @@ describe("RegisterAgent with certificates.agent.ttl", () => {
     const res = await register(f.registration(), "agent", { registrationNonceJwt: nonce });
     const ttl = (res.expiresAt?.getTime() ?? 0) - Date.now();
     assert.ok(ttl > 1.9 * HOUR_MS && ttl <= 2 * HOUR_MS, `ttl ${ttl}`);
+  });
+});
+
+/** Memory storage whose instance-record writes wait until released. */
+class GatedStorage extends MemoryStorage {
+  #gate: Promise<void> = new Promise(() => {});
+  #open!: () => void;
+  constructor() {
+    super();
+    this.#gate = new Promise<void>((r) => {
+      this.#open = r;
+    });
+  }
+  open(): void {
+    this.#open();
+  }
+  override async put(key: string, body: Buffer | string, opts?: PutOptions): Promise<string> {
+    if (key.includes("/instance/")) await this.#gate;
+    return super.put(key, body, opts);
+  }
+}
+
+describe("RegisterAgent queueing", () => {
+  let f: ApiFixture;
+  let storage: GatedStorage;
+  before(async () => {
+    storage = new GatedStorage();
+    f = await startApiFixture({ storage, registrationConcurrency: 1 });
+  });
+  after(() => f.close());
+
+  it("drops a queued call whose deadline passed without spending its nonce", async () => {
+    const client = f.registration();
+    const first = await f.issueAgentNonce({ id: "web01" });
+    const second = await f.issueAgentNonce({ id: "web02" });
+    const holding = register(client, "agent", { registrationNonceJwt: first });
+    const late = new Promise<{ code: number }>((resolve) => {
+      client.registerAgent(
+        {
+          registrationNonceJwt: second,
+          publicKeyPem: Buffer.from(generateEd25519KeyPair().publicKeyPem),
+          privateIpv4: "",
+          privateIpv6: "",
+          hostname: "",
+        },
+        new Metadata(),
+        { deadline: Date.now() + 300 },
+        (err) => resolve({ code: err?.code ?? status.OK }),
+      );
+    });
+    assert.equal((await late).code, status.DEADLINE_EXCEEDED);
+    storage.open();
+    await holding;
+    assert.equal(getInstance(f.db, "web02")?.registeredAt, undefined, "no work was done for it");
+    await register(client, "agent", { registrationNonceJwt: second });
+    assert.ok(getInstance(f.db, "web02")?.registeredAt);
   });
 });
 

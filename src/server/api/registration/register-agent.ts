@@ -15,7 +15,6 @@ import type {
 import { NstanceError } from "../../../shared/errors.js";
 import type { ApiContext } from "../api-context.js";
 import { clientCertTtlMs } from "../client-cert-ttl.js";
-import type { ConcurrencyLimit } from "../concurrency-limit.js";
 import { requireLeader } from "../require-leader.js";
 import { updateJsonObject } from "../update-json-object.js";
 import { instanceRecordFromRow, instanceRecordKey } from "./instance-record.js";
@@ -24,8 +23,6 @@ import { instanceRecordFromRow, instanceRecordKey } from "./instance-record.js";
 export interface RegisterAgentState {
   /** Instances whose registration is under way, so a concurrent replay of the nonce is refused. */
   inFlight: Set<string>;
-  /** Limits concurrent certificate issuance (CPU-bound); storage I/O runs outside it. */
-  issueLimit: ConcurrencyLimit;
 }
 
 const alreadyUsed = () =>
@@ -73,19 +70,15 @@ export async function registerAgent(
 
   state.inFlight.add(row.id);
   try {
-    const cert = await state.issueLimit.run(
-      () =>
-        issueClientCertificate({
-          ca: ctx.identity.ca,
-          publicKeyPem,
-          clientId: row.id,
-          tenant: row.tenant,
-          role: "agent",
-          ttlMs: clientCertTtlMs(ctx.configStore.current().config, "agent"),
-          now,
-        }),
-      signal,
-    );
+    const cert = await issueClientCertificate({
+      ca: ctx.identity.ca,
+      publicKeyPem,
+      clientId: row.id,
+      tenant: row.tenant,
+      role: "agent",
+      ttlMs: clientCertTtlMs(ctx.configStore.current().config, "agent"),
+      now,
+    });
     const at = now.toISOString();
     const reported = {
       ...(req.privateIpv4 && { private_ipv4: req.privateIpv4 }),

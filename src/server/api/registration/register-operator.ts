@@ -17,7 +17,6 @@ import type {
 import { NstanceError, PreconditionFailedError } from "../../../shared/errors.js";
 import type { ApiContext } from "../api-context.js";
 import { clientCertTtlMs } from "../client-cert-ttl.js";
-import type { ConcurrencyLimit } from "../concurrency-limit.js";
 import { requireLeader } from "../require-leader.js";
 import { operatorRecordKey, writeOperatorRecord } from "./operator-record.js";
 
@@ -50,7 +49,6 @@ export function operatorClientId(nonceJwt: string): string {
  */
 export async function registerOperator(
   ctx: ApiContext,
-  issueLimit: ConcurrencyLimit,
   req: RegisterOperatorRequest,
   signal?: AbortSignal,
 ): Promise<RegisterOperatorResponse> {
@@ -92,19 +90,15 @@ export async function registerOperator(
   }
 
   const clientId = operatorClientId(req.registrationNonceJwt);
-  const cert = await issueLimit.run(
-    () =>
-      issueClientCertificate({
-        ca: ctx.identity.ca,
-        publicKeyPem,
-        clientId,
-        tenant: claims.tenant,
-        role: "operator",
-        ttlMs: clientCertTtlMs(ctx.configStore.current().config, "operator"),
-        now,
-      }),
-    signal,
-  );
+  const cert = await issueClientCertificate({
+    ca: ctx.identity.ca,
+    publicKeyPem,
+    clientId,
+    tenant: claims.tenant,
+    role: "operator",
+    ttlMs: clientCertTtlMs(ctx.configStore.current().config, "operator"),
+    now,
+  });
   await writeOperatorRecord(
     ctx.storage,
     operatorRecordKey(claims.tenant, clientId),

@@ -12,11 +12,12 @@ import { type RegisterAgentState, registerAgent } from "./register-agent.js";
 import { registerOperator } from "./register-operator.js";
 
 /**
- * Certificates issued at once by registrations (the rest queue in arrival order). Issuance costs
- * milliseconds of CPU; unlimited, a storm of registrations advances in lockstep and every call
- * finishes at the end. Storage writes run outside this limit, so they overlap.
+ * Registrations worked on at once; the rest queue in arrival order. Unlimited, a storm advances in
+ * lockstep (every step of every call is interleaved), every call finishes at the end, and a storm
+ * longer than the agents' deadline fails as a whole. Queued, callers finish in arrival order and
+ * one whose deadline passed while waiting costs nothing. Large enough to overlap storage writes.
  */
-export const DEFAULT_REGISTRATION_CONCURRENCY = 8;
+export const DEFAULT_REGISTRATION_CONCURRENCY = 64;
 
 /** Options for {@link createRegistrationService}. */
 export interface RegistrationServiceOptions {
@@ -31,16 +32,16 @@ export function createRegistrationService(
 ): RegistrationServiceServer {
   const { ctx } = opts;
   const logger = ctx.logger;
-  const issueLimit = new ConcurrencyLimit(opts.concurrency ?? DEFAULT_REGISTRATION_CONCURRENCY);
-  const agentState: RegisterAgentState = { inFlight: new Set(), issueLimit };
+  const limit = new ConcurrencyLimit(opts.concurrency ?? DEFAULT_REGISTRATION_CONCURRENCY);
+  const agentState: RegisterAgentState = { inFlight: new Set() };
   const def = RegistrationServiceService;
   return {
     registerAgent: unaryHandler({ method: def.registerAgent.path, logger }, (req, _call, signal) =>
-      registerAgent(ctx, agentState, req, signal),
+      limit.run(() => registerAgent(ctx, agentState, req, signal), signal),
     ),
     registerOperator: unaryHandler(
       { method: def.registerOperator.path, logger },
-      (req, _call, signal) => registerOperator(ctx, issueLimit, req, signal),
+      (req, _call, signal) => limit.run(() => registerOperator(ctx, req, signal), signal),
     ),
   };
 }
