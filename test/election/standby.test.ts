@@ -33,7 +33,7 @@ describe("standby behaviour", () => {
     const standby = servers.find((s) => s !== leader)!;
     const h = await standby.proc.health();
     assert.equal(h.status, 200, "a standby is healthy");
-    assert.equal((h.body?.leadership as { role: string }).role, "standby");
+    assert.equal((h.body?.leadership as { role?: string } | undefined)?.role, "standby");
 
     const run = async (argv: string[]) => {
       let out = "";
