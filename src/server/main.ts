@@ -31,6 +31,7 @@ import { runInBackground } from "../shared/run-in-background.js";
 import { sleep } from "../shared/sleep.js";
 import { createStorage } from "../storage/create-storage.js";
 import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
+import { AgentService } from "./agent-service/service.js";
 import { startApiServers } from "./api/grpc-servers.js";
 import { type LoadedConfig, loadConfigWithRetry } from "./config-loader.js";
 import { ConfigStore } from "./config-store.js";
@@ -41,6 +42,7 @@ import {
 } from "./identity-stage.js";
 import { type ShardManagement, startShardManagement } from "./instances/start-shard-management.js";
 import { runLeaderLoops } from "./leader-work.js";
+import { MemorySecretsStore, ObjectStorageSecretsStore } from "./secrets/secrets-store.js";
 import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
 
@@ -337,20 +339,40 @@ export async function runServer(
     });
 
     // 6. The gRPC API on every server: standbys answer reads and refuse writes naming the leader.
+    const secrets = encryptionKey
+      ? new ObjectStorageSecretsStore({ storage, encryptionKey, logger })
+      : new MemorySecretsStore();
+    const apiCtx = {
+      clusterId: config.cluster.id,
+      shard: settings.shard,
+      prefix,
+      db,
+      storage,
+      configStore,
+      identity: identity.identity,
+      leadership: el,
+      secrets,
+      logger,
+    };
+    const agents = new AgentService({
+      ctx: apiCtx,
+      secrets,
+      lbProvider: provider,
+      onDisconnect: (e) => logger.info("Agent stream ended", { ...e }),
+      onTerminationNotice: (instanceId, notice) => {
+        management?.reconciler.noteTerminationNotice(instanceId, {
+          ...(notice.action ? { action: notice.action } : {}),
+          ...(notice.deadline ? { deadlineAt: notice.deadline.getTime() } : {}),
+        });
+      },
+    });
+    agents.start();
+    closer.add("agent service", () => agents.stop());
     const api = await startApiServers({
       bind: { registration: binds.registration, operator: binds.operator, agent: binds.agent },
       tls: identity.tls,
-      ctx: {
-        clusterId: config.cluster.id,
-        shard: settings.shard,
-        prefix,
-        db,
-        storage,
-        configStore,
-        identity: identity.identity,
-        leadership: el,
-        logger,
-      },
+      ctx: apiCtx,
+      agentService: agents.handlers(),
       logger,
     });
     closer.add("gRPC API", () => api.stop(config.shard.shutdownTimeoutMs));

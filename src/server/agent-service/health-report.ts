@@ -36,10 +36,21 @@ export function reportedFile(status: FileStatus | undefined): ReportedFile {
   return { kind: "empty" };
 }
 
+const METRIC_FIELDS = [
+  "cpuUsage",
+  "memoryUsage",
+  "networkBytesSent",
+  "networkBytesReceived",
+  "diskUsed",
+] as const;
+
 function windowProblem(w: MetricsWindow | undefined, name: string): string | undefined {
   if (!w) return undefined;
-  for (const [k, v] of Object.entries(w)) {
-    if (!Number.isFinite(v) || v < 0) return `${name}.${k} must be a finite, non-negative number`;
+  for (const k of METRIC_FIELDS) {
+    const v = w[k];
+    if (!(v >= 0 && v < Number.POSITIVE_INFINITY)) {
+      return `${name}.${k} must be a finite, non-negative number`;
+    }
   }
   return undefined;
 }

@@ -129,7 +129,14 @@ describe("HealthStore with its writer thread", () => {
     const dir = await mkdtemp(join(tmpdir(), "nstance-health-store-"));
     const db = openDatabase({ path: join(dir, "db", "nstance.db") });
     try {
-      insertPendingInstance(db, { id: "t1", tenant: "default", groupKey: "web", nonce: "t1", infraConfigHash: "h", createdAt: 0 });
+      insertPendingInstance(db, {
+        id: "t1",
+        tenant: "default",
+        groupKey: "web",
+        nonce: "t1",
+        infraConfigHash: "h",
+        createdAt: 0,
+      });
       const stats = new IngestStats();
       const store = new HealthStore({ db, logger: silentLogger, stats, flushIntervalMs: 5 });
       store.start();
@@ -138,12 +145,17 @@ describe("HealthStore with its writer thread", () => {
         store.record("nope", report("nope", 1), 1000),
       ]);
       assert.deepEqual(results, [true, false]);
-      const row = db.prepare("SELECT health_at, config_hash FROM instances WHERE id = 't1'").get() as {
+      const row = db
+        .prepare("SELECT health_at, config_hash FROM instances WHERE id = 't1'")
+        .get() as {
         health_at: number;
         config_hash: string;
       };
       assert.deepEqual({ ...row }, { health_at: 1000, config_hash: "sha256:1" });
-      assert.equal((db.prepare("SELECT COUNT(*) AS n FROM health_reports").get() as { n: number }).n, 1);
+      assert.equal(
+        (db.prepare("SELECT COUNT(*) AS n FROM health_reports").get() as { n: number }).n,
+        1,
+      );
       // Main-thread writes still work while the thread holds its own connection.
       db.prepare("UPDATE instances SET hostname = 'h' WHERE id = 't1'").run();
       const last = store.record("t1", report("t1", 2), 2000);

@@ -16,7 +16,13 @@ import { errorMessage, NstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 
 /** One report's row: instance ID, received at (unix ms), health JSON, config hash, add history. */
-export type HealthRow = [id: string, receivedAt: number, json: string, configHash: string, history: boolean];
+export type HealthRow = [
+  id: string,
+  receivedAt: number,
+  json: string,
+  configHash: string,
+  history: boolean,
+];
 
 /** Commits health rows; resolves with, per row, whether the instance's active row was updated. */
 export interface HealthWriter {
@@ -89,7 +95,10 @@ parentPort.on("message", (m) => {
 export class ThreadHealthWriter implements HealthWriter {
   readonly #worker: Worker;
   readonly #logger: Logger;
-  readonly #pending = new Map<number, { resolve: (c: boolean[]) => void; reject: (e: unknown) => void }>();
+  readonly #pending = new Map<
+    number,
+    { resolve: (c: boolean[]) => void; reject: (e: unknown) => void }
+  >();
   #seq = 0;
   #failed: Error | undefined;
   #closing: Promise<void> | undefined;
@@ -114,7 +123,8 @@ export class ThreadHealthWriter implements HealthWriter {
         const p = this.#pending.get(m.seq);
         this.#pending.delete(m.seq);
         if (!p) return;
-        if (m.error !== undefined) p.reject(new NstanceError("unavailable", `health write failed: ${m.error}`));
+        if (m.error !== undefined)
+          p.reject(new NstanceError("unavailable", `health write failed: ${m.error}`));
         else p.resolve(Array.from(m.changed ?? [], (c) => c === 1));
       },
     );
