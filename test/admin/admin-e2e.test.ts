@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runAdmin } from "../../src/admin/main.js";
 import { TEST_ENCRYPTION_KEY } from "../support/server-process.js";
-import { FAST_ELECTION, shardConfigText, writeShardConfig } from "../support/shard-fixture.js";
+import { STEADY_ELECTION, shardConfigText, writeShardConfig } from "../support/shard-fixture.js";
 import {
   type ShardServer,
   startShardServers,
@@ -48,7 +48,7 @@ describe("nstance-admin against a real server", { concurrency: false }, () => {
     dir = await mkdtemp(join(tmpdir(), "nstance-admin-e2e-"));
     bucket = join(dir, "bucket");
     identityDir = join(dir, "identity");
-    await writeShardConfig(bucket, await shardConfigText(FAST_ELECTION));
+    await writeShardConfig(bucket, await shardConfigText(STEADY_ELECTION));
     const started = await startShardServers({
       count: 1,
       workDir: dir,
@@ -169,7 +169,7 @@ describe("nstance-admin against a real server", { concurrency: false }, () => {
     assert.equal(r.code, 0, r.err);
     const before = JSON.stringify(JSON.parse(r.out));
 
-    await writeShardConfig(bucket, `${await shardConfigText(FAST_ELECTION)}\n// edited\n`);
+    await writeShardConfig(bucket, `${await shardConfigText(STEADY_ELECTION)}\n// edited\n`);
     r = await shardCmd("config", "refresh");
     t.diagnostic(`config refresh (valid) →\n${r.out}${r.err}`);
     assert.equal(r.code, 0, r.err);
@@ -179,7 +179,7 @@ describe("nstance-admin against a real server", { concurrency: false }, () => {
 
     await writeFile(
       join(bucket, "config", "local.jsonc"),
-      (await shardConfigText(FAST_ELECTION)).replace('"web"', '"wbe"'),
+      (await shardConfigText(STEADY_ELECTION)).replace('"web"', '"wbe"'),
     );
     r = await shardCmd("config", "refresh");
     t.diagnostic(`config refresh (invalid) → ${r.code}\n${r.out}${r.err}`);

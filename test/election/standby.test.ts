@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { runAdmin } from "../../src/admin/main.js";
 import { TEST_ENCRYPTION_KEY } from "../support/server-process.js";
-import { FAST_ELECTION, shardConfigText, writeShardConfig } from "../support/shard-fixture.js";
+import { STEADY_ELECTION, shardConfigText, writeShardConfig } from "../support/shard-fixture.js";
 import { startShardServers, waitForSingleLeader } from "../support/shard-servers.js";
 
 describe("standby behaviour", () => {
@@ -19,7 +19,7 @@ describe("standby behaviour", () => {
   it("reads work on a standby, writes are refused with the leader's name", async () => {
     const dir = await mkdtemp(join(tmpdir(), "nstance-standby-"));
     const bucket = join(dir, "bucket");
-    await writeShardConfig(bucket, await shardConfigText(FAST_ELECTION));
+    await writeShardConfig(bucket, await shardConfigText(STEADY_ELECTION));
     const servers = await startShardServers({
       count: 2,
       workDir: dir,

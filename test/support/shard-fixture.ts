@@ -29,6 +29,17 @@ export const FAST_ELECTION: Array<[JSONPath, unknown]> = [
   ],
 ];
 
+/**
+ * Election timings for tests that need one steady leader on a loaded machine (a 6 s lease tolerates
+ * long event-loop stalls; the first election of a new shard waits one lease).
+ */
+export const STEADY_ELECTION: Array<[JSONPath, unknown]> = [
+  [
+    ["shard", "leader_election"],
+    { frequent_interval: "1s", infrequent_interval: "5s", leader_timeout: "6s" },
+  ],
+];
+
 /** Writes `config/{shard}.jsonc` into a file-storage bucket directory. */
 export async function writeShardConfig(
   bucket: string,
