@@ -58,7 +58,7 @@ describe("leader election across processes", { concurrency: false }, () => {
     assert.notEqual(second.leader.id, first.leader.id);
     assert.ok(second.term > first.term, `term grows: ${first.term} → ${second.term}`);
     assert.ok(
-      takeoverMs < LEADER_TIMEOUT_MS + 4 * FREQUENT_MS + 3_000,
+      takeoverMs < 10 * (LEADER_TIMEOUT_MS + 2 * FREQUENT_MS), // generous: bench/failover.ts measures
       `kill -9 takeover took ${takeoverMs} ms`,
     );
 
@@ -80,7 +80,10 @@ describe("leader election across processes", { concurrency: false }, () => {
     const third = await waitForSingleLeader(servers.filter(isLive));
     const handoverMs = third.at - termAt;
     assert.ok(third.term > afterRejoin.term);
-    assert.ok(handoverMs < LEADER_TIMEOUT_MS + 2_000, `SIGTERM handover took ${handoverMs} ms`);
+    assert.ok(
+      handoverMs < 5 * (LEADER_TIMEOUT_MS + FREQUENT_MS),
+      `SIGTERM handover took ${handoverMs} ms`,
+    );
     const resigned = afterRejoin.leader.proc.logs.findLast((l) => l.msg === "Leadership ended");
     assert.equal(resigned?.reason, "resigned");
   });
