@@ -48,6 +48,10 @@ export interface StatsMessage {
   /** Reports handled (stored, for `agent`; received, for `bare`). */
   handled: number;
   refused: number;
+  /** Reports shed under overload (agent mode). */
+  shed: number;
+  /** Reports waiting for their commit (agent mode). */
+  queued: number;
   /** Open health streams. */
   streams: number;
   p50Ms: number;
@@ -132,6 +136,8 @@ async function startAgent(
       return {
         handled: s.stored,
         refused: s.refused,
+        shed: s.shed,
+        queued: agents.queuedReports,
         streams: agents.connections.size,
         p50Ms: s.p50Ms,
         p99Ms: s.p99Ms,
@@ -179,7 +185,15 @@ async function startBare(tls: { caCertPem: string; certPem: string; keyPem: stri
   );
   return {
     port,
-    stats: () => ({ handled: received, refused: 0, streams: open, p50Ms: 0, p99Ms: 0 }),
+    stats: () => ({
+      handled: received,
+      refused: 0,
+      shed: 0,
+      queued: 0,
+      streams: open,
+      p50Ms: 0,
+      p99Ms: 0,
+    }),
     reset: () => {},
   };
 }

@@ -142,6 +142,9 @@ interface RunResult {
   connectS: number;
   reportsPerS: number;
   sentPerS: number;
+  shedPerS: number;
+  /** Reports waiting for SQLite at the end of the window. */
+  queuedEnd: number;
   p50Ms: number;
   p99Ms: number;
   rssIdleMiB: number;
@@ -297,6 +300,20 @@ async function run(dir: string, all: Agent[], n: number, mode: Mode): Promise<Ru
       }
       last = nowTick;
     }, TICK_MS);
+    // A progress line every 5 s: a server falling behind shows as a growing queue and RSS.
+    let lastHandled = (await server.stats()).handled;
+    const monitor = setInterval(() => {
+      void server.stats().then(
+        (st) => {
+          process.stdout.write(
+            `    ${mode} ${n}: ${((st.handled - lastHandled) / 5).toFixed(0)} reports/s, queued ${st.queued}, ` +
+              `RSS ${mib(st.rssBytes).toFixed(0)} MiB\n`,
+          );
+          lastHandled = st.handled;
+        },
+        () => {},
+      );
+    }, 5000);
     try {
       await sleep(WARMUP_S * 1000);
       await server.request({ type: "reset" }, "reset");
@@ -315,6 +332,8 @@ async function run(dir: string, all: Agent[], n: number, mode: Mode): Promise<Ru
         connectS,
         reportsPerS: (after.handled - before.handled) / elapsedS,
         sentPerS: (sent - sentBefore) / elapsedS,
+        shedPerS: (after.shed - before.shed) / elapsedS,
+        queuedEnd: after.queued,
         p50Ms: after.p50Ms,
         p99Ms: after.p99Ms,
         rssIdleMiB: mib(idle.rssBytes),
@@ -327,7 +346,8 @@ async function run(dir: string, all: Agent[], n: number, mode: Mode): Promise<Ru
         generatorCpuPct: ((cpu.user + cpu.system) / 1e6 / elapsedS) * 100,
       };
       process.stdout.write(
-        `  ${mode} ${n}: ${result.reportsPerS.toFixed(0)} reports/s handled (${result.sentPerS.toFixed(0)} sent), ` +
+        `  ${mode} ${n}: ${result.reportsPerS.toFixed(0)} reports/s handled (${result.sentPerS.toFixed(0)} sent, ` +
+          `${result.shedPerS.toFixed(0)} shed, ${result.queuedEnd} queued), ` +
           `p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ` +
           `RSS ${result.rssIdleMiB.toFixed(0)} → ${result.rssLoadedMiB.toFixed(0)} MiB ` +
           `(${result.rssPerAgentKiB.toFixed(1)} KiB/agent), CPU ${result.cpuPct.toFixed(0)} %, ` +
@@ -337,6 +357,7 @@ async function run(dir: string, all: Agent[], n: number, mode: Mode): Promise<Ru
       return result;
     } finally {
       clearInterval(timer);
+      clearInterval(monitor);
     }
   } finally {
     for (const a of agents) {
@@ -414,7 +435,7 @@ async function main(): Promise<void> {
 
     const rows = results.map(
       (r) =>
-        `| ${r.agents} | ${r.mode === "bare" ? "bare grpc-js" : "Agent service"} | ${r.reportsPerS.toFixed(0)} (${r.sentPerS.toFixed(0)}) | ` +
+        `| ${r.agents} | ${r.mode === "bare" ? "bare grpc-js" : "Agent service"} | ${r.reportsPerS.toFixed(0)} (${r.sentPerS.toFixed(0)}) | ${r.shedPerS.toFixed(0)} | ` +
         `${r.mode === "bare" ? "–" : r.p50Ms.toFixed(1)} | ${r.mode === "bare" ? "–" : r.p99Ms.toFixed(1)} | ` +
         `${r.rssIdleMiB.toFixed(0)} → ${r.rssLoadedMiB.toFixed(0)} | ${r.rssPerAgentKiB.toFixed(1)} | ` +
         `${r.cpuPct.toFixed(0)} | ${r.eldP99Ms.toFixed(0)} | ${r.generatorCpuPct.toFixed(0)} | ${r.connectS.toFixed(0)} | ${r.failedStreams} |`,
@@ -438,8 +459,8 @@ async function main(): Promise<void> {
       "agent = (loaded − idle) / N. CPU is the server process's, in % of one core; the generator's own",
       `CPU is listed too, since both share the machine. Client: ${CLIENT === "http2" ? "gRPC framing written over node:http2 by the generator itself (grpc-js's client costs about three times the CPU per message, which made the generator, not the server, the limit)" : "one grpc-js client per agent"}.`,
       "",
-      "| agents | server | reports/s handled (offered) | p50 ms | p99 ms | server RSS MiB idle → loaded | RSS KiB/agent | server CPU % | event-loop p99 ms | generator CPU % | connect s | failed streams |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "| agents | server | reports/s handled (offered) | shed/s | p50 ms | p99 ms | server RSS MiB idle → loaded | RSS KiB/agent | server CPU % | event-loop p99 ms | generator CPU % | connect s | failed streams |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
       ...rows,
       "",
       ...ratios,

@@ -174,6 +174,9 @@ describe("leader election across processes", { concurrency: false }, () => {
       await rm(dir, { recursive: true, force: true });
     });
     const first = await waitForSingleLeader(servers);
+    // Cut storage only once the leader has finished its start-up: a rebuild that fails on
+    // storage is a different (and also correct) path, a resignation ("acquire_failed").
+    await first.leader.proc.waitLog((l) => l.msg === "Instance cache rebuilt", 20_000);
     const proxy = proxies[servers.indexOf(first.leader)]!;
     proxy.mode = "refuse";
     proxy.cutAll();

@@ -65,7 +65,7 @@ describe("HealthStore", () => {
       store.record("ghost", report("ghost", 1), clock),
     ];
     store.flush();
-    assert.deepEqual(await Promise.all(pending), [true, true, true, false]);
+    assert.deepEqual(await Promise.all(pending), ["stored", "stored", "stored", "unknown"]);
     const row = db
       .prepare("SELECT health_at, config_hash, health FROM instances WHERE id = 'a'")
       .get() as {
@@ -95,7 +95,32 @@ describe("HealthStore", () => {
   it("commits by itself after the flush interval", async () => {
     const store = new HealthStore({ db, logger: silentLogger, flushIntervalMs: 5 });
     store.start();
-    assert.equal(await store.record("b", report("b", 9), Date.now()), true);
+    assert.equal(await store.record("b", report("b", 9), Date.now()), "stored");
+    await store.stop();
+  });
+
+  it("sheds reports beyond the queue bound instead of growing without limit", async () => {
+    const stats = new IngestStats();
+    const store = new HealthStore({
+      db,
+      logger: silentLogger,
+      stats,
+      maxQueued: 2,
+      flushIntervalMs: 10_000,
+    });
+    store.start();
+    const a = store.record("a", report("a", 1), clock);
+    const b = store.record("b", report("b", 1), clock);
+    assert.equal(await store.record("a", report("a", 2), clock), "shed");
+    assert.equal(store.queued, 2);
+    store.flush();
+    assert.deepEqual(await Promise.all([a, b]), ["stored", "stored"]);
+    assert.equal(store.queued, 0);
+    assert.equal(
+      await Promise.race([store.record("a", report("a", 3), clock), "pending"]),
+      "pending",
+    );
+    assert.equal(stats.snapshot().shed, 1);
     await store.stop();
   });
 
@@ -144,7 +169,7 @@ describe("HealthStore with its writer thread", () => {
         store.record("t1", report("t1", 1), 1000),
         store.record("nope", report("nope", 1), 1000),
       ]);
-      assert.deepEqual(results, [true, false]);
+      assert.deepEqual(results, ["stored", "unknown"]);
       const row = db
         .prepare("SELECT health_at, config_hash FROM instances WHERE id = 't1'")
         .get() as {
@@ -160,7 +185,7 @@ describe("HealthStore with its writer thread", () => {
       db.prepare("UPDATE instances SET hostname = 'h' WHERE id = 't1'").run();
       const last = store.record("t1", report("t1", 2), 2000);
       await store.stop();
-      assert.equal(await last, true, "stop commits what is pending");
+      assert.equal(await last, "stored", "stop commits what is pending");
       assert.equal(stats.snapshot().stored, 2);
     } finally {
       db.close();

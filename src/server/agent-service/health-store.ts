@@ -34,6 +34,21 @@ export const DEFAULT_HEALTH_HISTORY_MAX_AGE_MS = 24 * 3_600_000;
 export const DEFAULT_HEALTH_HISTORY_MAX_PER_INSTANCE = 120;
 /** How often the history is pruned. */
 export const DEFAULT_HEALTH_PRUNE_INTERVAL_MS = 5 * 60_000;
+/**
+ * Reports waiting for (or in) a commit beyond which new ones are shed: when SQLite falls behind,
+ * memory stays bounded and the next report of each agent is stored instead (reports supersede
+ * each other, so a shed one loses nothing the next does not carry).
+ */
+export const DEFAULT_HEALTH_MAX_QUEUED = 20_000;
+
+/** What became of a report handed to {@link HealthStore.record}. */
+export type RecordOutcome =
+  /** Committed. */
+  | "stored"
+  /** The instance has no active row (unknown or deleted). */
+  | "unknown"
+  /** Not stored: too many reports were waiting for SQLite. */
+  | "shed";
 
 /** Options for {@link HealthStore}. */
 export interface HealthStoreOptions {
@@ -55,6 +70,8 @@ export interface HealthStoreOptions {
   pruneIntervalMs?: number;
   /** Commit in a worker thread. Defaults to true for a database file (never for `:memory:`). */
   writerThread?: boolean;
+  /** Defaults to {@link DEFAULT_HEALTH_MAX_QUEUED}. */
+  maxQueued?: number;
   /** Clock in unix ms. Defaults to `Date.now`. */
   now?: () => number;
 }
@@ -65,7 +82,7 @@ interface Pending {
   receivedAt: number;
   /** `performance.now()` at arrival, for the latency figure. */
   arrivedPerfMs: number;
-  resolve: (stored: boolean) => void;
+  resolve: (outcome: RecordOutcome) => void;
   reject: (err: unknown) => void;
 }
 
@@ -90,6 +107,9 @@ export class HealthStore {
   #pruneTimer: NodeJS.Timeout | undefined;
   readonly #writerThread: boolean;
   readonly #inflight = new Set<Promise<void>>();
+  readonly #maxQueued: number;
+  /** Reports handed to the writer and not yet committed. */
+  #committing = 0;
   #state: HealthStoreState = "idle";
   #writer: HealthWriter | undefined;
 
@@ -107,6 +127,7 @@ export class HealthStore {
     this.#pruneIntervalMs = opts.pruneIntervalMs ?? DEFAULT_HEALTH_PRUNE_INTERVAL_MS;
     this.#now = opts.now ?? Date.now;
     this.#writerThread = (opts.writerThread ?? true) && !opts.db.memory;
+    this.#maxQueued = opts.maxQueued ?? DEFAULT_HEALTH_MAX_QUEUED;
   }
 
   /** Current lifecycle state. */
@@ -142,18 +163,28 @@ export class HealthStore {
     await this.#writer?.close();
   }
 
+  /** Reports queued or being committed. */
+  get queued(): number {
+    return this.#pending.length + this.#committing;
+  }
+
   /**
-   * Queues a report for the next batch. Resolves with true once it is committed, or false when
-   * the instance has no active row (unknown or deleted); rejects when the commit failed.
+   * Queues a report for the next batch. Resolves once it is committed (`stored`), when the instance
+   * has no active row (`unknown`), or at once when too many reports wait (`shed`); rejects when
+   * the commit failed.
    */
   record(
     instanceId: string,
     report: HealthReportRequest,
     receivedAt: number,
     arrivedPerfMs = performance.now(),
-  ): Promise<boolean> {
+  ): Promise<RecordOutcome> {
     if (this.#state !== "running") {
       return Promise.reject(new IllegalStateError(`health store is ${this.#state}`));
+    }
+    if (this.queued >= this.#maxQueued) {
+      this.#stats?.shed();
+      return Promise.resolve("shed");
     }
     return new Promise((resolve, reject) => {
       this.#pending.push({ instanceId, report, receivedAt, arrivedPerfMs, resolve, reject });
@@ -187,15 +218,18 @@ export class HealthStore {
       ];
     });
     const writer = this.#writer;
+    this.#committing += batch.length;
     const done = writer.write(rows).then(
       (changed) => {
+        this.#committing -= batch.length;
         const at = performance.now();
         for (const [i, p] of batch.entries()) {
           if (changed[i]) this.#stats?.stored(at - p.arrivedPerfMs);
-          p.resolve(changed[i] === true);
+          p.resolve(changed[i] ? "stored" : "unknown");
         }
       },
       (err: unknown) => {
+        this.#committing -= batch.length;
         this.#logger.error("Cannot store health reports", {
           reports: batch.length,
           err: errorMessage(err),

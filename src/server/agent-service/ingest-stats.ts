@@ -13,6 +13,8 @@ export interface IngestSnapshot {
   stored: number;
   /** Reports refused (invalid, wrong instance, not leader). */
   refused: number;
+  /** Reports not stored because too many waited for SQLite (overload). */
+  shed: number;
   /** Median arrival → commit latency over the window, in ms. */
   p50Ms: number;
   /** 99th percentile arrival → commit latency over the window, in ms. */
@@ -34,6 +36,7 @@ export class IngestStats {
   #filled = 0;
   #stored = 0;
   #refused = 0;
+  #shed = 0;
 
   constructor(opts: { samples?: number } = {}) {
     this.#window = new Float64Array(opts.samples ?? DEFAULT_LATENCY_SAMPLES);
@@ -52,6 +55,11 @@ export class IngestStats {
     this.#refused++;
   }
 
+  /** Records one report shed under overload. */
+  shed(): void {
+    this.#shed++;
+  }
+
   /** Forgets the latency window (counters stay); the benchmark calls it between phases. */
   resetLatency(): void {
     this.#next = 0;
@@ -64,6 +72,7 @@ export class IngestStats {
     return {
       stored: this.#stored,
       refused: this.#refused,
+      shed: this.#shed,
       p50Ms: percentile(sorted, 50),
       p99Ms: percentile(sorted, 99),
       samples: sorted.length,

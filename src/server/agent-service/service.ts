@@ -246,6 +246,11 @@ export class AgentService {
     };
   }
 
+  /** Reports waiting for their SQLite commit (beyond a bound, new ones are shed). */
+  get queuedReports(): number {
+    return this.#store.queued;
+  }
+
   /** Waits until no file delivery of the instance is running (tests). */
   deliveryIdle(instanceId: string): Promise<void> {
     return this.delivery.idle(instanceId);

@@ -34,7 +34,7 @@ import type { IngestStats } from "./ingest-stats.js";
 
 const METHOD = AgentServiceService.submitHealthReport.path;
 /** How long after the end of the request stream a cancel may still arrive (see `end` below). */
-const HALF_CLOSE_SETTLE_MS = 20;
+export const DEFAULT_HALF_CLOSE_SETTLE_MS = 20;
 
 /** What the SubmitHealthReport handler needs. */
 export interface HealthStreamDeps {
@@ -151,11 +151,13 @@ export function submitHealthReportHandler(
       const at = deps.now();
       deps.connections.reported(handle, at);
       deps.store.record(ref.id, report, at, arrivedPerfMs).then(
-        (stored) => {
-          if (!stored) {
+        (outcome) => {
+          if (outcome === "unknown") {
             end("lost", new NstanceError("not_found", `instance ${ref.id} was deleted`));
             return;
           }
+          // A shed report (overload) still proves the agent alive; its follow-ups wait for the next.
+          if (outcome === "shed") return;
           try {
             deps.onStored(ref, report);
           } catch (err) {
@@ -174,7 +176,7 @@ export function submitHealthReportHandler(
     // grpc-js ends the request stream ("end") for a client cancel or reset too, and reports the
     // cancel ("cancelled") a few ticks later; a half-close is graceful only if no cancel follows.
     call.on("end", () => {
-      const timer = setTimeout(() => end("graceful"), HALF_CLOSE_SETTLE_MS);
+      const timer = setTimeout(() => end("graceful"), DEFAULT_HALF_CLOSE_SETTLE_MS);
       timer.unref();
     });
     call.on("cancelled", () => end("lost", new NstanceError("cancelled", "stream cancelled")));
