@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * nstance-admin: the operator's command line. Cluster commands (`cluster nonce`,
- * `cluster register-operator`) work on the bucket or the Registration API; group and config
- * commands call the Operator API of one shard or all shards over mutual TLS. {@link runAdmin} is
- * the whole program; `src/bin/nstance-admin.ts` only wires it to the process.
+ * `cluster register-operator`) work on the bucket or the Registration API; group, config and
+ * secret commands call the Operator API of one shard or all shards over mutual TLS.
+ * {@link runAdmin} is the whole program; `src/bin/nstance-admin.ts` only wires it to the process.
  */
 import { Command, CommanderError } from "commander";
 import { errorMessage } from "../shared/errors.js";
@@ -18,9 +18,20 @@ import { registerGroupDelete } from "./commands/group-delete.js";
 import { registerGroupList } from "./commands/group-list.js";
 import { registerGroupScale } from "./commands/group-scale.js";
 import { registerGroupStatus } from "./commands/group-status.js";
+import { registerInstanceAck } from "./commands/instance-ack.js";
+import { registerInstanceCreate } from "./commands/instance-create.js";
+import { registerInstanceDelete } from "./commands/instance-delete.js";
+import { registerInstanceDrains } from "./commands/instance-drains.js";
+import { registerInstanceHistory } from "./commands/instance-history.js";
+import { registerInstanceList } from "./commands/instance-list.js";
+import { registerInstanceStatus } from "./commands/instance-status.js";
+import { registerSecretDelete } from "./commands/secret-delete.js";
+import { registerSecretList } from "./commands/secret-list.js";
+import { registerSecretPut } from "./commands/secret-put.js";
 import { EXIT_CODES, exitCodeFor } from "./exit-code.js";
 import { addGlobalOptions } from "./global-options.js";
 import { renderError } from "./output.js";
+import { registerServe } from "./serve/serve-command.js";
 import { UsageError } from "./usage-error.js";
 
 /** The program's name in help and messages. */
@@ -36,7 +47,7 @@ function buildProgram(ctx: CommandContext): Command {
   const { io } = ctx;
   const program = new Command(PROGRAM_NAME)
     .description(
-      "Operate an nstance cluster: register operators, list and change groups, refresh config.",
+      "Operate an nstance cluster: register operators, list and change groups, refresh config, manage secrets.",
     )
     .version(VERSION, "--version", "print the version")
     .helpOption("-h, --help", "show help")
@@ -66,11 +77,35 @@ function buildProgram(ctx: CommandContext): Command {
   registerGroupScale(group, ctx);
   registerGroupDelete(group, ctx);
 
+  const instance = program
+    .command("instance")
+    .description(
+      "Instances, on-demand instances and drain notices, over the Operator API of the selected shards",
+    );
+  registerInstanceList(instance, ctx);
+  registerInstanceStatus(instance, ctx);
+  registerInstanceHistory(instance, ctx);
+  registerInstanceCreate(instance, ctx);
+  registerInstanceDelete(instance, ctx);
+  registerInstanceDrains(instance, ctx);
+  registerInstanceAck(instance, ctx);
+
   const config = program
     .command("config")
     .description("Shard configuration, over the Operator API of the selected shards");
   registerConfigStatus(config, ctx);
   registerConfigRefresh(config, ctx);
+
+  const secret = program
+    .command("secret")
+    .description(
+      "Cluster secrets for template files of kind secret, over the Operator API; values are never printed",
+    );
+  registerSecretPut(secret, ctx);
+  registerSecretList(secret, ctx);
+  registerSecretDelete(secret, ctx);
+
+  registerServe(program, ctx);
   return program;
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * `npm start`: a one-shard local deployment on file storage under `./.nstance/`, seeded with
- * `examples/local.jsonc` on first run. Everything binds to 127.0.0.1. Ctrl-C stops it.
+ * `examples/local.jsonc` on first run, with the admin dashboard (`nstance-admin serve`) beside it.
+ * Everything binds to 127.0.0.1. Ctrl-C stops it.
  */
 // The AWS SDK warns about Node 20 on every start; the project pins Node 20 deliberately.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -9,8 +10,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 import { randomBytes } from "node:crypto";
 import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { runDevDashboard } from "../admin/serve/dev-dashboard.js";
 import { runServer } from "../server/main.js";
 import { createLogger } from "../shared/logger.js";
+import { runInBackground } from "../shared/run-in-background.js";
 import { VERSION } from "../shared/version.js";
 
 const root = resolve(process.env.NSTANCE_DEV_DIR ?? ".nstance");
@@ -62,6 +65,29 @@ process.stdout.write(
   ].join("\n"),
 );
 
+// The dashboard starts once the server has created the cluster CA, and prints its URL then.
+const dashboard = runInBackground(
+  "dashboard",
+  () =>
+    runDevDashboard(
+      {
+        root,
+        bucket,
+        shard,
+        operatorAddress: "localhost:8993",
+        env,
+        out: process.stdout,
+        logger: createLogger({
+          level: process.env.NSTANCE_LOG_LEVEL === "debug" ? "debug" : "info",
+          format: process.env.NSTANCE_LOG_FORMAT === "json" ? "json" : "text",
+          base: { component: "nstance-admin", version: VERSION },
+        }),
+      },
+      ac.signal,
+    ),
+  logger,
+);
+
 try {
   await runServer(
     {
@@ -87,6 +113,8 @@ try {
     ac.signal,
   );
 } finally {
+  ac.abort(new Error("server stopped"));
+  await dashboard;
   // Local instances are processes that outlive a server restart by design; `npm start` started
   // them, so Ctrl-C removes them too.
   const { LocalProvider } = await import("../providers/local/local-provider.js");

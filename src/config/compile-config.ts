@@ -185,6 +185,16 @@ export function compileServerConfig(rawInput: RawServerConfig): ServerConfig {
         registrationTimeoutMs: durationMs(shard.garbage_collection.registration_timeout),
         deletedRecordRetentionMs: durationMs(shard.garbage_collection.deleted_record_retention),
       },
+      failureDetection: {
+        sweepIntervalMs: durationMs(shard.failure_detection.sweep_interval),
+        missedReports: shard.failure_detection.missed_reports,
+        statusTimeoutMs: durationMs(shard.failure_detection.status_timeout),
+        keepaliveTimeMs: durationMs(shard.failure_detection.keepalive_time),
+        keepaliveTimeoutMs: durationMs(shard.failure_detection.keepalive_timeout),
+        maxUnhealthyFraction: shard.failure_detection.max_unhealthy_percent / 100,
+        maxUnhealthyCount: shard.failure_detection.max_unhealthy_count,
+        decisionRetentionMs: durationMs(shard.failure_detection.decision_retention),
+      },
       expiry: {
         ...optionalEntry("eligibleAgeMs", ageMs(shard.expiry.eligible_age)),
         ...optionalEntry("forcedAgeMs", ageMs(shard.expiry.forced_age)),

@@ -68,6 +68,22 @@ export const DEFAULT_GARBAGE_COLLECTION = {
   registration_timeout: "5m",
   deleted_record_retention: "30m",
 } as const;
+/**
+ * Default failure detection settings (seed 003: GC polling every 2 min, 3 missed reports, keepalive
+ * finds a dead peer within 30 s; reference §3.2 and §5.4: ping after 20 s, 10 s ack timeout, 5 s
+ * provider status timeout). The mass-failure guard heals while at most half of a group, or at
+ * least one instance, is unhealthy: a 3-instance group with one failure still heals.
+ */
+export const DEFAULT_FAILURE_DETECTION = {
+  sweep_interval: "2m",
+  missed_reports: 3,
+  status_timeout: "5s",
+  keepalive_time: "20s",
+  keepalive_timeout: "10s",
+  max_unhealthy_percent: 50,
+  max_unhealthy_count: 1,
+  decision_retention: "168h",
+} as const;
 /** Default size of a template (used by on-demand instances). */
 export const DEFAULT_TEMPLATE_SIZE = 1;
 /** Size of a group that does not set one. */
@@ -544,6 +560,48 @@ export const CONFIG_SCHEMA: ObjectNode = obj(
               default: DEFAULT_GARBAGE_COLLECTION.deleted_record_retention,
               min: "positive",
             }),
+          },
+          { default: {} },
+        ),
+        failure_detection: obj(
+          "Detection and replacement of failed instances (seed 003), the mass-failure guard and the decision history.",
+          {
+            sweep_interval: duration(
+              "How often the leader looks for instances whose last health report is older than one report interval, and checks them with the provider.",
+              { default: DEFAULT_FAILURE_DETECTION.sweep_interval, min: "positive" },
+            ),
+            missed_reports: int(
+              "Reports an instance may miss while the provider says its VM runs; then it is replaced (with drain).",
+              { default: DEFAULT_FAILURE_DETECTION.missed_reports, minimum: 1 },
+            ),
+            status_timeout: duration("Timeout of one provider status check.", {
+              default: DEFAULT_FAILURE_DETECTION.status_timeout,
+              min: "positive",
+            }),
+            keepalive_time: duration(
+              "The Agent listener pings every connection this often. A dead agent or a broken network is found within `keepalive_time` + `keepalive_timeout`. Applies when the server starts.",
+              { default: DEFAULT_FAILURE_DETECTION.keepalive_time, min: "positive" },
+            ),
+            keepalive_timeout: duration(
+              "A connection whose ping is not answered within this is dropped. Applies when the server starts.",
+              { default: DEFAULT_FAILURE_DETECTION.keepalive_timeout, min: "positive" },
+            ),
+            max_unhealthy_percent: int(
+              "Mass-failure guard: percent of a group's size that may be unhealthy at once and still be replaced. Beyond it (and beyond `max_unhealthy_count`) replacements stop and an alert is raised.",
+              {
+                default: DEFAULT_FAILURE_DETECTION.max_unhealthy_percent,
+                minimum: 0,
+                maximum: 100,
+              },
+            ),
+            max_unhealthy_count: int(
+              "Mass-failure guard: unhealthy instances a group may always have and still be replaced, whatever its size.",
+              { default: DEFAULT_FAILURE_DETECTION.max_unhealthy_count, minimum: 0 },
+            ),
+            decision_retention: duration(
+              "How long decisions about live instances are kept. A deleted instance's history goes with its record (`garbage_collection.deleted_record_retention`).",
+              { default: DEFAULT_FAILURE_DETECTION.decision_retention, min: "positive" },
+            ),
           },
           { default: {} },
         ),

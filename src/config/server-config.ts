@@ -177,6 +177,16 @@ export interface RawServerConfig {
       registration_timeout: string;
       deleted_record_retention: string;
     };
+    failure_detection: {
+      sweep_interval: string;
+      missed_reports: number;
+      status_timeout: string;
+      keepalive_time: string;
+      keepalive_timeout: string;
+      max_unhealthy_percent: number;
+      max_unhealthy_count: number;
+      decision_retention: string;
+    };
     expiry: { eligible_age?: string; forced_age?: string; ondemand_age?: string };
     leader_election: RawLeaderElectionConfig;
   };
@@ -281,6 +291,26 @@ export interface CertificateConfig {
   readonly ttlHours: number;
 }
 
+/** Failure detection, the mass-failure guard and decision retention (`shard.failure_detection`). */
+export interface FailureDetectionConfig {
+  /** How often stale instances are looked for. */
+  readonly sweepIntervalMs: number;
+  /** Reports a running but silent instance may miss before it is replaced with drain. */
+  readonly missedReports: number;
+  /** Timeout of one provider status check. */
+  readonly statusTimeoutMs: number;
+  /** Agent listener keepalive ping interval. */
+  readonly keepaliveTimeMs: number;
+  /** Agent listener keepalive ack timeout. */
+  readonly keepaliveTimeoutMs: number;
+  /** Share of a group (0..1) that may be unhealthy and still be replaced. */
+  readonly maxUnhealthyFraction: number;
+  /** Unhealthy count a group may always have and still be replaced. */
+  readonly maxUnhealthyCount: number;
+  /** Age beyond which decisions about live instances are pruned. */
+  readonly decisionRetentionMs: number;
+}
+
 /** The compiled static configuration of one shard. */
 export interface ServerConfig {
   readonly server: {
@@ -323,6 +353,7 @@ export interface ServerConfig {
       readonly registrationTimeoutMs: number;
       readonly deletedRecordRetentionMs: number;
     };
+    readonly failureDetection: FailureDetectionConfig;
     /** Each age is `undefined` when that expiry is disabled (absent or `0s`). */
     readonly expiry: {
       readonly eligibleAgeMs?: number;

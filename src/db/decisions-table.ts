@@ -19,6 +19,8 @@ export const DECISIONS = [
   "registered",
   /** A health verdict said the instance is unhealthy. */
   "found_unhealthy",
+  /** The agent reported again before anything acted on its unhealthy verdict; it was cleared. */
+  "recovered",
   /** The provider announced a spot/preemption termination. */
   "termination_notice",
   /** A replacement for this instance was created (evidence names it). */

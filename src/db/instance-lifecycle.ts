@@ -240,6 +240,22 @@ export function markInstanceUnhealthy(db: Db, id: string, m: UnhealthyMark): boo
   return res.changes === 1;
 }
 
+/**
+ * Clears a drain-coordinated unhealthy verdict (the agent reports again) while nothing has acted on
+ * it yet: no drain, no replacement. A `skipDrain` verdict (the VM is gone) is never cleared.
+ * Returns false when nothing changed.
+ */
+export function clearInstanceUnhealthy(db: Db, id: string, at: number): boolean {
+  const res = db
+    .prepare(
+      `UPDATE instances SET unhealthy_at = NULL, unhealthy_reason = NULL, updated_at = ?
+       WHERE id = ? AND deleted_at IS NULL AND unhealthy_at IS NOT NULL
+         AND unhealthy_skip_drain = 0 AND drain_started_at IS NULL AND replaced_by IS NULL`,
+    )
+    .run(at, id);
+  return res.changes === 1;
+}
+
 /** Records a spot/preemption notice; returns false for an unknown or deleted row. */
 export function setInstanceTerminationNotice(
   db: Db,

@@ -11,6 +11,8 @@
  *   by definition). A create never takes it above `size` (scale-up) or `size + 1` (replacement).
  * - ready: running, registered, not unhealthy, not draining. A healthy instance is drained or
  *   deleted for rotation only once its replacement is ready.
+ * - rotation: leaving for drift or eligible expiry. One starts only in a settled group (at size,
+ *   nothing draining, replacing or unhealthy), and at most one rotation of a group drains at once.
  */
 import { isMassFailure, massFailureLimit } from "./mass-failure-guard.js";
 import type {
@@ -67,11 +69,16 @@ export interface PlanGroupInput {
 }
 
 const SCALE_DOWN_REASONS: ReadonlySet<DrainReason> = new Set(["scale-down", "group-deleted"]);
-const ROTATION_REASONS: ReadonlySet<ReplaceReason> = new Set(["config-drift", "eligible-expiry"]);
+const ROTATION_REASONS: ReadonlySet<DrainReason> = new Set(["config-drift", "eligible-expiry"]);
 
 /** True for drain reasons that mean "surplus": such instances are excluded from the size cap. */
 export function isScaleDownReason(reason: DrainReason): boolean {
   return SCALE_DOWN_REASONS.has(reason);
+}
+
+/** True for opportunistic rotations (drift, eligible expiry), which drain one at a time per group. */
+export function isRotationReason(reason: DrainReason): boolean {
+  return ROTATION_REASONS.has(reason);
 }
 
 /** True for the statuses that count as an existing instance. */
@@ -133,9 +140,12 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
     wakeAt(deadlineAt);
     emit({ kind: "drain", instanceId: x.id, tenant: x.tenant, group: x.group, reason, deadlineAt });
   };
+  /** True when `x` leaving is coordinated through drain; false when it is simply deleted. */
+  const needsDrain = (x: PlanInstance): boolean =>
+    !x.unhealthy?.skipDrain && group.drainTimeoutMs > 0 && x.registeredAt !== undefined;
   /** Drains when there is something to coordinate, else deletes. Returns true when it drained. */
   const drainOrDelete = (x: PlanInstance, reason: DrainReason): boolean => {
-    if (x.unhealthy?.skipDrain || group.drainTimeoutMs <= 0 || x.registeredAt === undefined) {
+    if (!needsDrain(x)) {
       remove(x, reason, true);
       return false;
     }
@@ -202,6 +212,8 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
     else counted.push(x);
   }
   const replacementBacklog = draining.filter((d) => !isScaleDownReason(d.drain!.reason));
+  /** Opportunistic rotations (drift, eligible expiry) draining; at most one per group at a time. */
+  let rotationDrains = draining.filter((d) => isRotationReason(d.drain!.reason)).length;
   /** Instances the size cap sees; kept up to date as this pass plans. */
   let capCount = active.length + replacementBacklog.length;
   /** Instances that will count toward `size` once this pass is carried out. */
@@ -254,7 +266,9 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
   const remaining = counted.filter((x) => !leaving.has(x.id));
   countedN = remaining.length;
 
-  // In-flight replacements: once the replacement is ready, the replaced instance leaves.
+  // In-flight replacements: once the replacement is ready, the replaced instance leaves. Its reason
+  // is re-read now: one replaced as unhealthy that recovered but has drifted leaves as a rotation,
+  // so it waits while another rotation drains (one at a time), keeping its replacement (size + 1).
   for (const x of replaced) {
     if (leaving.has(x.id)) continue;
     const r = liveReplacement(x);
@@ -264,6 +278,9 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
       remove(x, "unhealthy", true);
       capCount -= 1;
     } else if (isReady(r)) {
+      const rotation = isRotationReason(reason) && needsDrain(x);
+      if (rotation && rotationDrains > 0) continue;
+      if (rotation) rotationDrains += 1;
       if (!drainOrDelete(x, reason)) capCount -= 1;
     } else if (x.spotNotice) {
       if (leaveForSpot(x) === "deleted") capCount -= 1;
@@ -338,8 +355,11 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
     }
   }
 
-  // 4. Opportunistic expiry and drift: one at a time, only in a settled group.
+  // 4. Opportunistic expiry and drift: one at a time, only in a settled group. A group short of its
+  // size is not settled: the rotation would take the cap slot scale-up needs (scale-up stays below
+  // `size`), so scale-up fills the group first instead of waiting out every rotation.
   const busy =
+    countedN + heldBack < size ||
     draining.length > 0 ||
     out.entries.some((e) => "intent" in e || e.action.kind === "drain") ||
     replaced.some((x) => !leaving.has(x.id)) ||

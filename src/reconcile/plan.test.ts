@@ -129,6 +129,24 @@ table("counting", [
     want: ["create web scale-up", "create web scale-up"],
   },
   {
+    name: "scale-down never picks on-demand instances, even the oldest",
+    groups: [grp({ size: 1 })],
+    instances: [inst("o1", 90, { onDemand: true }), inst("a", 30), inst("b", 20)],
+    want: ["drain a scale-down until=+300s"],
+    wakeSec: 300,
+  },
+  {
+    name: "on-demand instances do not use the size + 1 slot of a replacement",
+    instances: [
+      inst("o1", 90, { onDemand: true }),
+      inst("o2", 80, { onDemand: true }),
+      inst("a", 30),
+      inst("b", 20, { unhealthy: silent }),
+      inst("c", 10),
+    ],
+    want: ["create web unhealthy replaces=b"],
+  },
+  {
     name: "on-demand instances of a deleted group are left alone",
     groups: [],
     instances: [inst("o1", 90, { onDemand: true })],
@@ -813,6 +831,106 @@ table("infrastructure drift", [
     want: [],
   },
   {
+    // The state the property test's counterexample (seed 1256872203) reached: drift is rotating i2
+    // in a size-4 group that is one short, i3 went silent, got a replacement (i7) and recovered.
+    // i3 is now doomed only by drift, so it leaves as a rotation and must wait for i2's drain
+    // (the pass used to drain both). A resize up mid-rotation reaches the same state.
+    name: "regression (property seed 1256872203): a recovered, drifted instance waits while another rotation drains",
+    groups: [grp({ size: 4 })],
+    instances: [
+      inst("i2", 50, {
+        infraHash: "h0",
+        replacedBy: "i6",
+        drain: { startedAt: NOW - MIN, deadlineAt: NOW + 3 * MIN, reason: "config-drift" },
+      }),
+      inst("i3", 40, { infraHash: "h0", replacedBy: "i7" }),
+      inst("i4", 30, { infraHash: "h0" }),
+      inst("i6", 20),
+      inst("i7", 10),
+    ],
+    want: ["defer web scale-up size-cap x1"],
+    wakeSec: 180,
+  },
+  {
+    name: "regression (property seed 1256872203): the held rotation drains in the pass that ends the other",
+    groups: [grp({ size: 4 })],
+    instances: [
+      inst("i2", 50, {
+        infraHash: "h0",
+        replacedBy: "i6",
+        drain: { startedAt: NOW - 4 * MIN, deadlineAt: NOW, reason: "config-drift" },
+      }),
+      inst("i3", 40, { infraHash: "h0", replacedBy: "i7" }),
+      inst("i4", 30, { infraHash: "h0" }),
+      inst("i6", 20),
+      inst("i7", 10),
+    ],
+    want: [
+      "delete i2 drain-timeout(config-drift)",
+      "drain i3 config-drift until=+300s",
+      "defer web scale-up size-cap x1",
+    ],
+    wakeSec: 300,
+  },
+  {
+    name: "two recovered, drifted instances with ready replacements: only the oldest drains",
+    groups: [grp({ size: 2 })],
+    instances: [
+      inst("a", 40, { infraHash: "h0", replacedBy: "r1" }),
+      inst("b", 30, { infraHash: "h0", replacedBy: "r2" }),
+      inst("r1", 10),
+      inst("r2", 5),
+    ],
+    want: ["drain a config-drift until=+300s"],
+    wakeSec: 300,
+  },
+  {
+    name: "without drain there is nothing to serialise: both are deleted once replaced",
+    groups: [grp({ size: 2, drainTimeoutMs: 0 })],
+    instances: [
+      inst("a", 40, { infraHash: "h0", replacedBy: "r1" }),
+      inst("b", 30, { infraHash: "h0", replacedBy: "r2" }),
+      inst("r1", 10),
+      inst("r2", 5),
+    ],
+    want: ["delete a config-drift skip-drain", "delete b config-drift skip-drain"],
+  },
+  {
+    name: "an unhealthy replacement drains even while a drift drain is in progress",
+    groups: [grp({ size: 2 })],
+    instances: [
+      inst("a", 40, {
+        infraHash: "h0",
+        replacedBy: "r1",
+        drain: { startedAt: NOW - MIN, deadlineAt: NOW + 4 * MIN, reason: "config-drift" },
+      }),
+      inst("b", 30, { unhealthy: silent, replacedBy: "r2" }),
+      inst("r1", 10),
+      inst("r2", 5),
+    ],
+    want: ["drain b unhealthy until=+300s"],
+    wakeSec: 240,
+  },
+  {
+    name: "drift and eligible expiry share one rotation slot, oldest first",
+    instances: [inst("a", 30), inst("b", 25, { infraHash: "h0" }), inst("c", 10)],
+    settings: { eligibleAgeMs: 28 * MIN },
+    want: ["create web eligible-expiry replaces=a"],
+    wakeSec: 180,
+  },
+  {
+    name: "not while the group is short of its size: scale-up fills it first",
+    groups: [grp({ size: 4 })],
+    instances: [inst("a", 30, { infraHash: "h0" }), inst("b", 20), inst("c", 10)],
+    want: ["create web scale-up"],
+  },
+  {
+    name: "no subnet capacity: the rotation waits, noted",
+    groups: [grp({ subnetCapacity: false })],
+    instances: [inst("a", 30, { infraHash: "h0" }), inst("b", 20), inst("c", 10)],
+    want: ["defer web config-drift subnet-capacity x1"],
+  },
+  {
     name: "drift reverted mid-rotation: the surplus is scaled down, oldest first",
     instances: [inst("a", 30, { replacedBy: "r" }), inst("b", 20), inst("c", 10), inst("r", 1)],
     want: ["drain a scale-down until=+300s"],
@@ -851,6 +969,20 @@ table("scale up (priority 5)", [
     want: ["create web unhealthy replaces=a", "delete a unhealthy skip-drain"],
   },
   {
+    name: "rate limit and no subnet capacity: the capacity is noted, no rate wake-up",
+    groups: [grp({ createRateLimitMs: 10 * SEC, subnetCapacity: false })],
+    instances: [inst("a", 30)],
+    settings: { lastCreateAt: new Map([[groupRef("default", "web"), NOW - 4 * SEC]]) },
+    want: ["defer web scale-up subnet-capacity x2"],
+  },
+  {
+    name: "rate limit with a pending create: the next one waits for the interval, not for boot",
+    groups: [grp({ createRateLimitMs: 10 * SEC })],
+    instances: [inst("a", 30), pending("b", 0)],
+    settings: { lastCreateAt: new Map([[groupRef("default", "web"), NOW - 10 * SEC]]) },
+    want: ["create web scale-up"],
+  },
+  {
     name: "no subnet capacity: no create, noted",
     groups: [grp({ subnetCapacity: false })],
     instances: [inst("a", 30)],
@@ -879,6 +1011,115 @@ table("scale up (priority 5)", [
     wakeSec: 60,
   },
 ]);
+
+table(
+  "priority order and ties (seed 001: 1 scale down, 2 forced, 3 unhealthy, 4 opportunistic, 5 scale up)",
+  [
+    {
+      name: "1 before 2: an over-age surplus instance leaves by scale-down, not by replacement",
+      groups: [grp({ size: 2 })],
+      instances: [inst("a", 50), inst("b", 20), inst("c", 10)],
+      settings: { forcedAgeMs: 45 * MIN },
+      want: ["drain a scale-down until=+300s"],
+      wakeSec: 300,
+    },
+    {
+      name: "1 before 3: scale-down takes the unhealthy instance instead of replacing it",
+      groups: [grp({ size: 2 })],
+      instances: [inst("a", 50), inst("b", 20, { unhealthy: silent }), inst("c", 10)],
+      want: ["drain b scale-down until=+300s"],
+      wakeSec: 300,
+    },
+    {
+      name: "2 before 3: the forced replacement takes the size + 1 slot, the silent one waits",
+      instances: [inst("a", 50), inst("b", 20, { unhealthy: silent }), inst("c", 10)],
+      settings: { forcedAgeMs: 45 * MIN },
+      want: ["create web forced-expiry replaces=a", "defer web unhealthy size-cap x1"],
+      wakeSec: 25 * 60,
+    },
+    {
+      name: "2 and 3: a dead instance is still replaced alongside (net zero against the cap)",
+      instances: [inst("a", 50), inst("b", 20, { unhealthy: dead }), inst("c", 10)],
+      settings: { forcedAgeMs: 45 * MIN },
+      want: [
+        "create web forced-expiry replaces=a",
+        "create web unhealthy replaces=b",
+        "delete b unhealthy skip-drain",
+      ],
+      wakeSec: 35 * 60,
+    },
+    {
+      name: "forced ties on createdAt are broken by id",
+      instances: [inst("c", 50), inst("b", 50), inst("a", 10)],
+      settings: { forcedAgeMs: 45 * MIN },
+      want: ["create web forced-expiry replaces=b"],
+      wakeSec: 35 * 60,
+    },
+    {
+      name: "3 before 4: an unhealthy replacement is planned, the drifted instance waits",
+      instances: [
+        inst("a", 50, { infraHash: "h0" }),
+        inst("b", 20, { unhealthy: silent }),
+        inst("c", 10),
+      ],
+      want: ["create web unhealthy replaces=b"],
+    },
+    {
+      name: "2 before 4 across groups: with a budget of one the forced replacement is granted",
+      groups: [grp({ key: "a" }), grp({ key: "b" })],
+      instances: [
+        inst("a1", 30, { group: "a", infraHash: "h0" }),
+        inst("a2", 20, { group: "a" }),
+        inst("a3", 10, { group: "a" }),
+        inst("b1", 50, { group: "b" }),
+        inst("b2", 20, { group: "b" }),
+        inst("b3", 10, { group: "b" }),
+      ],
+      settings: { forcedAgeMs: 45 * MIN, maxConcurrentCreates: 1 },
+      want: [
+        "defer a config-drift max-concurrent-creates x1",
+        "create b forced-expiry replaces=b1",
+      ],
+      wakeSec: 15 * 60,
+    },
+    {
+      name: "3 before 5 across groups: with a budget of one the replacement is granted",
+      groups: [grp({ key: "a", size: 2 }), grp({ key: "b", size: 2 })],
+      instances: [
+        inst("a1", 30, { group: "a" }),
+        inst("b1", 30, { group: "b", unhealthy: silent }),
+        inst("b2", 20, { group: "b" }),
+      ],
+      settings: { maxConcurrentCreates: 1 },
+      want: ["defer a scale-up max-concurrent-creates x1", "create b unhealthy replaces=b1"],
+    },
+    {
+      name: "4 before 5 across groups: with a budget of one the rotation is granted",
+      groups: [grp({ key: "a", size: 2 }), grp({ key: "b", size: 1 })],
+      instances: [inst("a1", 30, { group: "a" }), inst("b1", 30, { group: "b", infraHash: "h0" })],
+      settings: { maxConcurrentCreates: 1 },
+      want: ["defer a scale-up max-concurrent-creates x1", "create b config-drift replaces=b1"],
+    },
+    {
+      name: "size + 1 holds with every reason at once: one replacement, the rest noted",
+      groups: [grp({ size: 4 })],
+      instances: [
+        inst("a", 50),
+        inst("b", 40, { unhealthy: silent }),
+        inst("c", 30, { spotNotice: { deadlineAt: NOW + 2 * MIN } }),
+        inst("d", 20, { infraHash: "h0" }),
+      ],
+      settings: { forcedAgeMs: 45 * MIN },
+      want: [
+        "create web forced-expiry replaces=a",
+        "drain c spot-terminating until=+120s",
+        "defer web unhealthy size-cap x1",
+        "defer web spot-terminating size-cap x1",
+      ],
+      wakeSec: 120,
+    },
+  ],
+);
 
 table("shard-wide create budget (maxConcurrentCreates)", [
   {

@@ -19,6 +19,7 @@ import type { Db } from "../db/database.js";
 import { recordDecision } from "../db/decisions-table.js";
 import {
   ackInstanceDrain,
+  clearInstanceUnhealthy,
   type DrainAckOutcome,
   getLiveInstance,
   listLiveInstances,
@@ -100,6 +101,14 @@ export interface TermCheck {
   isCurrentTerm(term: number): boolean;
 }
 
+/** Observation points for metrics (issue 8). */
+export interface ReconcilerHooks {
+  /** After every pass, with its wall time in ms. */
+  passDone?(durationMs: number): void;
+  /** After an unhealthy verdict is recorded (`at` = the verdict's time, unix ms). */
+  foundUnhealthy?(e: { instanceId: string; reason: string; at: number }): void;
+}
+
 /** Options for {@link Reconciler}. */
 export interface ReconcilerOptions {
   /** The leadership term this reconciler works for. */
@@ -126,14 +135,16 @@ export interface ReconcilerOptions {
   createsInFlightPerGroup?: number;
   /** Shard-wide bound on pending instances plus planned creates. Absent = unbounded. */
   maxConcurrentCreates?: number;
-  /** Absent = the planner's default guard. */
-  guard?: MassFailureGuard;
+  /** Absent = the planner's default guard. A function is read at every pass (config refresh). */
+  guard?: MassFailureGuard | (() => MassFailureGuard);
   /** Defaults to {@link DEFAULT_RETRY_POLICY}. */
   retry?: Partial<RetryPolicy>;
   /** Random source for retry jitter. */
   random?: () => number;
   /** Called after every executed (or failed, or dropped) create, delete and drain. */
   onAction?: (e: ExecutedAction) => void;
+  /** Metrics hooks (issue 8); called synchronously, they must be cheap and must not throw. */
+  hooks?: ReconcilerHooks;
 }
 
 /** Lifecycle of a {@link Reconciler}. */
@@ -217,8 +228,12 @@ interface InFlightCreate {
 interface InFlightDelete {
   reason: string;
   ref: string;
+  /** Leaves because its group shrank (scale-down, group deletion): outside the size + 1 cap. */
+  surplus: boolean;
   done: Promise<ExecutorDeleteOutcome>;
 }
+
+const SURPLUS_DELETE_REASONS: ReadonlySet<string> = new Set(["scale-down", "group-deleted"]);
 
 interface RetryState {
   ref: string;
@@ -247,10 +262,11 @@ export class Reconciler {
   readonly #resyncMs: number;
   readonly #perGroup: number;
   readonly #maxConcurrentCreates: number | undefined;
-  readonly #guard: MassFailureGuard | undefined;
+  readonly #guard: MassFailureGuard | (() => MassFailureGuard) | undefined;
   readonly #retryPolicy: RetryPolicy;
   readonly #random: () => number;
   readonly #onAction: ReconcilerOptions["onAction"];
+  readonly #hooks: ReconcilerHooks | undefined;
   readonly #ctl = new AbortController();
   readonly #signal: AbortSignal;
 
@@ -306,6 +322,7 @@ export class Reconciler {
     this.#retryPolicy = { ...DEFAULT_RETRY_POLICY, ...opts.retry };
     this.#random = opts.random ?? Math.random;
     this.#onAction = opts.onAction;
+    this.#hooks = opts.hooks;
     this.#signal = opts.signal
       ? AbortSignal.any([opts.signal, this.#ctl.signal])
       : this.#ctl.signal;
@@ -320,6 +337,11 @@ export class Reconciler {
   /** Where the reconciler is in its lifecycle. */
   get state(): ReconcilerState {
     return this.#state;
+  }
+
+  /** Events waiting in the queue. */
+  get queueDepth(): number {
+    return this.#queue.length;
   }
 
   /** Subscribes to group changes and starts the loop with the initial reconciliation. */
@@ -409,10 +431,39 @@ export class Reconciler {
       evidence: { ...verdict.evidence, skip_drain: verdict.skipDrain },
       at,
     });
+    this.#hooks?.foundUnhealthy?.({ instanceId, reason: verdict.reason, at });
     this.#logger.info("Instance marked unhealthy", {
       instance_id: instanceId,
       reason: verdict.reason,
       skip_drain: verdict.skipDrain,
+    });
+    this.instanceChanged(instanceId);
+    return true;
+  }
+
+  /**
+   * Clears a drain-coordinated unhealthy verdict because the agent reports again (a healed network
+   * split), as long as nothing acted on it yet: no drain, no replacement created or in flight.
+   * Under the mass-failure guard this is how the unhealthy share falls. Returns false otherwise.
+   */
+  markRecovered(instanceId: string, evidence: Record<string, unknown> = {}): boolean {
+    for (const c of this.#creates.values()) if (c.replaces === instanceId) return false;
+    const row = getLiveInstance(this.#db, instanceId);
+    const at = this.#now();
+    if (!row || !clearInstanceUnhealthy(this.#db, instanceId, at)) return false;
+    recordDecision(this.#db, {
+      instanceId,
+      decision: "recovered",
+      reason: row.unhealthyReason ?? "unhealthy",
+      evidence: {
+        ...evidence,
+        ...(row.unhealthyAt === undefined ? {} : { unhealthy_ms: at - row.unhealthyAt }),
+      },
+      at,
+    });
+    this.#logger.info("Instance recovered; unhealthy verdict cleared", {
+      instance_id: instanceId,
+      reason: row.unhealthyReason,
     });
     this.instanceChanged(instanceId);
     return true;
@@ -558,6 +609,11 @@ export class Reconciler {
     };
   }
 
+  /** Groups (`tenant/key`) whose replacements the mass-failure guard holds right now. */
+  massFailureGroups(): string[] {
+    return [...this.#alerts];
+  }
+
   /** A copy of the counters. */
   stats(): ReconcilerStats {
     return { ...this.#stats };
@@ -674,12 +730,15 @@ export class Reconciler {
       ...(this.#maxConcurrentCreates === undefined
         ? {}
         : { maxConcurrentCreates: this.#maxConcurrentCreates }),
-      ...(this.#guard ? { guard: this.#guard } : {}),
+      ...(this.#guard
+        ? { guard: typeof this.#guard === "function" ? this.#guard() : this.#guard }
+        : {}),
     });
     this.#execute(result.actions, now, byId, groupsByRef);
     this.#schedule(now, result.nextWakeAt);
     this.#stats.passes++;
     this.#stats.lastPassMs = performance.now() - started;
+    this.#hooks?.passDone?.(this.#stats.lastPassMs);
   }
 
   #execute(
@@ -702,7 +761,8 @@ export class Reconciler {
           if (
             !g ||
             this.#isBlocked(`create:${ref}`, now) ||
-            this.#createsOf(ref) >= this.#perGroup
+            this.#createsOf(ref) >= this.#perGroup ||
+            this.#deletingIn(ref)
           ) {
             if (a.replaces !== undefined) heldBack.add(a.replaces);
             break;
@@ -916,7 +976,12 @@ export class Reconciler {
     if (existing) return existing.done;
     const drained = getLiveInstance(this.#db, instanceId);
     // Registered before the executor runs, so a synchronous failure cannot leave a stale entry.
-    const entry: InFlightDelete = { reason: opts.reason, ref, done: Promise.resolve("unknown") };
+    const entry: InFlightDelete = {
+      reason: opts.reason,
+      ref,
+      surplus: SURPLUS_DELETE_REASONS.has(opts.drainReason ?? opts.reason),
+      done: Promise.resolve("unknown"),
+    };
     this.#deletes.set(instanceId, entry);
     entry.done = (async () => {
       try {
@@ -957,6 +1022,17 @@ export class Reconciler {
       this.#tasks.delete(p);
     });
     return p;
+  }
+
+  /**
+   * True while a delete of one of the group's instances that was not surplus is in flight. The
+   * planner counts such an instance as gone, but its VM runs until the provider delete returns:
+   * a create now (the next rotation, say) would have size + 2 running, so it waits for the
+   * delete's end, which asks for the next pass.
+   */
+  #deletingIn(ref: string): boolean {
+    for (const d of this.#deletes.values()) if (d.ref === ref && !d.surplus) return true;
+    return false;
   }
 
   #createsOf(ref: string): number {

@@ -32,9 +32,13 @@ import { sleep } from "../shared/sleep.js";
 import { createStorage } from "../storage/create-storage.js";
 import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
 import { AgentService } from "./agent-service/service.js";
+import type { TermReconciler } from "./api/api-context.js";
 import { startApiServers } from "./api/grpc-servers.js";
 import { type LoadedConfig, loadConfigWithRetry } from "./config-loader.js";
 import { ConfigStore } from "./config-store.js";
+import { detectionSettings, massFailureGuard } from "./detection/detection-settings.js";
+import { FailureDetector } from "./detection/failure-detector.js";
+import { ServerProbes } from "./health/server-probes.js";
 import {
   loadClusterEncryptionKey,
   loadServerIdentity,
@@ -42,7 +46,11 @@ import {
 } from "./identity-stage.js";
 import { type ShardManagement, startShardManagement } from "./instances/start-shard-management.js";
 import { runLeaderLoops } from "./leader-work.js";
-import { MemorySecretsStore, ObjectStorageSecretsStore } from "./secrets/secrets-store.js";
+import { MeteredProvider } from "./metrics/metered-provider.js";
+import { MeteredStorage } from "./metrics/metered-storage.js";
+import { reconcilerMetrics } from "./metrics/reconciler-metrics.js";
+import { ServerMetrics } from "./metrics/server-metrics.js";
+import { createSecretsStore } from "./secrets/secrets-store.js";
 import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
 
@@ -89,6 +97,23 @@ export async function runServer(
   let loaded: LoadedConfig | undefined;
   let elector: LockfileElector | undefined;
   let currentConfig = (): LoadedConfig | undefined => loaded;
+  // Probes and metrics exist from the first moment; each stage attaches itself as it starts.
+  const metrics = new ServerMetrics({
+    version: opts.version,
+    serverId: settings.id,
+    shard: settings.shard,
+    processMetrics: true,
+  });
+  const probes = new ServerProbes({
+    component: "nstance-server",
+    version: opts.version,
+    serverId: settings.id,
+    shard: settings.shard,
+    startedAt,
+    metrics,
+    phase: () => ({ phase, ...(failure === undefined ? {} : { failure }) }),
+    config: () => currentConfig(),
+  });
 
   const snapshot = (): HealthSnapshot => {
     const election = elector?.status();
@@ -140,7 +165,7 @@ export async function runServer(
     // 1. Health listens at once and answers 503 until the configuration is loaded.
     const health = new HttpServer({
       name: "health",
-      routes: { "/health": healthHandler(snapshot) },
+      routes: { "/health": healthHandler(snapshot), ...probes.routes() },
       fallback: healthHandler(snapshot),
       logger,
     });
@@ -148,14 +173,18 @@ export async function runServer(
     closer.add("health listener", () => health.stop());
 
     // 2. Storage and the local cache.
-    const storage = await createStorage(
-      { kind: settings.storage, bucket: settings.bucket, logger },
-      env,
-    );
+    const storage = new MeteredStorage({
+      storage: await createStorage(
+        { kind: settings.storage, bucket: settings.bucket, logger },
+        env,
+      ),
+      metrics,
+    });
     const db = openDatabase({ path: join(settings.cachedir, "db", "nstance.db") });
     closer.add("database", () => {
       db.close();
     });
+    probes.attach({ storage, db });
 
     // 3. The atomic configuration load, retried; on final failure hang with 503.
     try {
@@ -227,16 +256,21 @@ export async function runServer(
     });
     registry.start();
     closer.add("server heartbeat", () => registry.stop());
+    probes.attach({ registry });
 
     // The infrastructure provider, the config store and the event hubs outlive leadership terms.
-    const provider = await createProvider(config.shard.infra.provider, {
-      options: config.shard.infra.options,
-      region: config.shard.infra.region,
-      zone: config.shard.infra.zone,
-      env,
-      logger,
+    const provider = new MeteredProvider({
+      provider: await createProvider(config.shard.infra.provider, {
+        options: config.shard.infra.options,
+        region: config.shard.infra.region,
+        zone: config.shard.infra.zone,
+        env,
+        logger,
+      }),
+      metrics,
     });
     closer.add("provider", () => provider.close());
+    probes.attach({ provider });
     const configStore = new ConfigStore({
       storage,
       shard: settings.shard,
@@ -249,6 +283,10 @@ export async function runServer(
     const drainNotifier: DrainNotifier = new TenantEvents<InstanceEvent>();
     const errorNotifier: ErrorNotifier = new TenantEvents<ErrorEvent>();
     let management: ShardManagement | undefined;
+    /** The reconciler the Operator and Registration APIs act through during the current term. */
+    let termReconciler: TermReconciler | undefined;
+    /** The current term's failure detection; lost agent streams are handed to it. */
+    let detector: FailureDetector | undefined;
 
     const electionCfg = config.shard.leaderElection;
     const leaderLoops = [registry.sweepLoop()];
@@ -292,13 +330,35 @@ export async function runServer(
           logger,
           drainNotifier,
           errorNotifier,
+          reconciler: {
+            ...reconcilerMetrics(metrics, db, logger),
+            guard: () => massFailureGuard(configStore.current().config),
+          },
         });
         management = m;
+        termReconciler = { term, signal: termSignal, reconciler: m.reconciler };
+        // Failure detection (seed 003): lost agent streams and the missed-report sweep.
+        const d = new FailureDetector({
+          db,
+          provider,
+          reconciler: m.reconciler,
+          settings: () => detectionSettings(configStore.current().config),
+          logger,
+          errorNotifier,
+          connections: agents.connections,
+          isCurrent: () => el.isCurrentTerm(term),
+          signal: termSignal,
+        });
+        d.start();
+        detector = d;
         try {
           const ctx = { term, signal: termSignal, storage: fence.guardStorage(storage, term) };
           await runLeaderLoops(leaderLoops, ctx, (t) => el.isCurrentTerm(t), logger);
         } finally {
           if (management === m) management = undefined;
+          if (termReconciler?.reconciler === m.reconciler) termReconciler = undefined;
+          if (detector === d) detector = undefined;
+          await d.stop();
           await m.stop();
         }
       },
@@ -307,6 +367,11 @@ export async function runServer(
       },
     });
     elector = el;
+    probes.attach({
+      elector: el,
+      electionEnabled: electionCfg.enabled,
+      leading: () => management,
+    });
     const fence = new TermFence({ source: el, logger });
     const electionServer = new HttpServer({
       name: "election",
@@ -339,9 +404,8 @@ export async function runServer(
     });
 
     // 6. The gRPC API on every server: standbys answer reads and refuse writes naming the leader.
-    const secrets = encryptionKey
-      ? new ObjectStorageSecretsStore({ storage, encryptionKey, logger })
-      : new MemorySecretsStore();
+    // As `cluster.secrets` says (provider and prefix); validation made sure object-storage has a key.
+    const secrets = createSecretsStore(config.cluster.secrets, { storage, encryptionKey, logger });
     const apiCtx = {
       clusterId: config.cluster.id,
       shard: settings.shard,
@@ -352,13 +416,16 @@ export async function runServer(
       identity: identity.identity,
       leadership: el,
       secrets,
+      reconciler: () => termReconciler,
+      drainNotifier,
+      errorNotifier,
       logger,
     };
     const agents = new AgentService({
       ctx: apiCtx,
       secrets,
       lbProvider: provider,
-      onDisconnect: (e) => logger.info("Agent stream ended", { ...e }),
+      onDisconnect: (e) => detector?.onDisconnect(e),
       onTerminationNotice: (instanceId, notice) => {
         management?.reconciler.noteTerminationNotice(instanceId, {
           ...(notice.action ? { action: notice.action } : {}),
@@ -368,15 +435,22 @@ export async function runServer(
     });
     agents.start();
     closer.add("agent service", () => agents.stop());
+    probes.attach({ agents });
     const api = await startApiServers({
       bind: { registration: binds.registration, operator: binds.operator, agent: binds.agent },
       tls: identity.tls,
       ctx: apiCtx,
       agentService: agents.handlers(),
+      // A dead agent or a broken network is found within keepalive time + timeout (seed 003: 30 s).
+      agentKeepalive: {
+        timeMs: config.shard.failureDetection.keepaliveTimeMs,
+        timeoutMs: config.shard.failureDetection.keepaliveTimeoutMs,
+      },
       logger,
     });
     closer.add("gRPC API", () => api.stop(config.shard.shutdownTimeoutMs));
     logger.info("API listening", { ...api.addresses });
+    probes.attach({ grpc: { ...api.addresses } });
     if (electionCfg.enabled) {
       el.start();
       // Registered last so it runs first on shutdown: resign before anything else stops.

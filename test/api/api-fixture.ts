@@ -29,7 +29,7 @@ import { grpcChannelCredentials } from "../../src/pki/tls-options.js";
 import { AgentServiceClient } from "../../src/protocol/gen/nstance/v1/agent.js";
 import { OperatorServiceClient } from "../../src/protocol/gen/nstance/v1/operator.js";
 import { RegistrationServiceClient } from "../../src/protocol/gen/nstance/v1/registration.js";
-import type { LeaderRef, Leadership } from "../../src/server/api/api-context.js";
+import type { ApiContext, LeaderRef, Leadership } from "../../src/server/api/api-context.js";
 import { type ApiServers, startApiServers } from "../../src/server/api/grpc-servers.js";
 import { configKey, groupsKey, loadConfigOnce } from "../../src/server/config-loader.js";
 import { ConfigStore } from "../../src/server/config-store.js";
@@ -104,6 +104,8 @@ export interface ApiFixtureOptions {
   logger?: Logger;
   /** Passed to startApiServers. */
   registrationConcurrency?: number;
+  /** Extra parts of the API context (a reconciler, the drain and error notifiers). */
+  ctx?: Partial<ApiContext>;
 }
 
 /** A running API with everything a test needs to drive it. */
@@ -188,6 +190,7 @@ export async function startApiFixture(opts: ApiFixtureOptions = {}): Promise<Api
       leadership,
       logger,
       ...(opts.secrets ? { secrets: opts.secrets } : {}),
+      ...opts.ctx,
     },
     logger,
     ...(opts.registrationConcurrency

@@ -114,12 +114,13 @@ const OPERATOR_ROWS: Record<keyof typeof OperatorServiceService, OperatorRow> = 
   deleteGroup: { request: { key: "batch2" }, own: { ok }, other: status.NOT_FOUND },
   createInstance: {
     request: { config: { group: "web", template: "", instanceType: "", subnetPool: "", vars: {} } },
-    own: status.UNIMPLEMENTED,
+    // This fixture runs no reconciler: instance RPCs pass every check, then answer UNAVAILABLE.
+    own: status.UNAVAILABLE,
     other: status.NOT_FOUND,
   },
   deleteInstance: {
     request: { instanceId: OWN_INSTANCE },
-    own: status.UNIMPLEMENTED,
+    own: status.UNAVAILABLE,
     other: status.PERMISSION_DENIED,
   },
   getInstanceStatus: {
@@ -148,7 +149,7 @@ const OPERATOR_ROWS: Record<keyof typeof OperatorServiceService, OperatorRow> = 
   },
   acknowledgeDrained: {
     request: { instanceId: OWN_INSTANCE },
-    own: status.UNIMPLEMENTED,
+    own: status.UNAVAILABLE,
     other: status.PERMISSION_DENIED,
   },
   sleepTenant: {
@@ -173,8 +174,8 @@ const OPERATOR_ROWS: Record<keyof typeof OperatorServiceService, OperatorRow> = 
     own: { ok: (v, t) => assert.equal((v as GroupEvent).group?.tenant, t) },
     other: { ok: (v, t) => assert.equal((v as GroupEvent).group?.tenant, t) },
   },
-  watchInstances: { own: status.UNIMPLEMENTED, other: status.UNIMPLEMENTED },
-  watchErrors: { own: status.UNIMPLEMENTED, other: status.UNIMPLEMENTED },
+  watchInstances: { own: status.UNAVAILABLE, other: status.UNAVAILABLE },
+  watchErrors: { own: status.UNAVAILABLE, other: status.UNAVAILABLE },
 };
 
 /**

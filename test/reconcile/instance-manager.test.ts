@@ -94,6 +94,8 @@ describe("InstanceManager", () => {
       assert.deepEqual(req.agentEnv, {
         NSTANCE_SERVER_REGISTRATION_ADDR: "10.0.0.5:8992",
         NSTANCE_SERVER_AGENT_ADDR: "10.0.0.5:8994",
+        // examples/local.jsonc: health_check_interval 10s.
+        NSTANCE_METRICS_INTERVAL: "10000ms",
       });
       assert.equal(req.caCertPem, f.identity.ca.certPem);
       assert.equal(req.subnetId, "loopback");

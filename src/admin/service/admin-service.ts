@@ -5,18 +5,28 @@
  * identity. Results are plain data with one entry per shard, in `--servers` order; formatting is
  * the caller's business.
  */
-import { type ChannelOptions, Metadata } from "@grpc/grpc-js";
+import { type ChannelOptions, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { grpcChannelCredentials } from "../../pki/tls-options.js";
 import type { Empty } from "../../protocol/gen/google/protobuf/empty.js";
 import type {
+  CreateInstanceResponse,
+  DeleteInstanceResponse,
   GetConfigStatusResponse,
+  GetInstanceHistoryResponse,
+  GetInstanceStatusResponse,
   GroupConfig,
   GroupStatus,
+  InstanceEvent,
+  InstanceHistoryEntry,
+  InstanceSummary,
   ListGroupsResponse,
+  ListInstancesResponse,
+  ListSecretsResponse,
   RefreshConfigResponse,
   UpsertGroupResponse,
 } from "../../protocol/gen/nstance/v1/operator.js";
 import { OperatorServiceClient } from "../../protocol/gen/nstance/v1/operator.js";
+import { fromGrpcError } from "../../protocol/to-grpc-error.js";
 import { NstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { callUnary, type StartUnaryCall } from "./grpc-call.js";
@@ -70,6 +80,28 @@ export interface CreateGroupRequest {
   instanceType?: string;
   subnetPool?: string;
   vars?: Record<string, string>;
+}
+
+/** A stored secret: its name and size (the value itself is never kept or shown). */
+export interface SecretPut {
+  name: string;
+  sizeBytes: number;
+}
+
+/** Fields of an on-demand instance (CreateInstance). */
+export interface OnDemandInstanceRequest {
+  group: string;
+  /** Empty or absent: the server mints one. */
+  instanceId?: string;
+  instanceType?: string;
+  subnetPool?: string;
+  vars?: Record<string, string>;
+}
+
+/** One instance's status with every decision the server recorded about it. */
+export interface InstanceDetails extends GetInstanceStatusResponse {
+  /** Oldest first. */
+  history: InstanceHistoryEntry[];
 }
 
 /** One shard's outcome. `error` is labelled with the shard (and its address for transport errors). */
@@ -267,6 +299,212 @@ export class AdminService {
     );
   }
 
+  /**
+   * Creates or replaces a cluster secret through each selected shard's leader. The value goes
+   * only into the request: it is never logged or returned.
+   */
+  putSecret(
+    selection: ShardSelection,
+    name: string,
+    value: Buffer,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<SecretPut>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        await callUnary<Empty>(
+          (o, cb) => c.putSecret({ name, value }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { name, sizeBytes: value.length };
+      },
+      signal,
+    );
+  }
+
+  /** Names of the cluster secrets, sorted, as each selected shard sees them (never values). */
+  listSecrets(selection: ShardSelection, signal?: AbortSignal): Promise<ShardResult<string[]>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        const res = await callUnary<ListSecretsResponse>(
+          (o, cb) => c.listSecrets({}, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return [...res.names];
+      },
+      signal,
+    );
+  }
+
+  /** Deletes a cluster secret through each selected shard's leader; a missing one succeeds. */
+  deleteSecret(
+    selection: ShardSelection,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<{ name: string }>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        await callUnary<Empty>(
+          (o, cb) => c.deleteSecret({ name }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { name };
+      },
+      signal,
+    );
+  }
+
+  /** The caller tenant's instances on each selected shard (of one group if given), oldest first. */
+  listInstances(
+    selection: ShardSelection,
+    group: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<InstanceSummary[]>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        const res = await callUnary<ListInstancesResponse>(
+          (o, cb) => c.listInstances({ group: group ?? "" }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return res.instances;
+      },
+      signal,
+    );
+  }
+
+  /** One instance's status and history on each selected shard; a shard without it: `not_found`. */
+  instanceStatus(
+    selection: ShardSelection,
+    instanceId: string,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<InstanceDetails>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        const st = await callUnary<GetInstanceStatusResponse>(
+          (o, cb) => c.getInstanceStatus({ instanceId }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        const h = await callUnary<GetInstanceHistoryResponse>(
+          (o, cb) => c.getInstanceHistory({ instanceId }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { ...st, history: h.entries };
+      },
+      signal,
+    );
+  }
+
+  /** Creates an on-demand instance through each selected shard's leader; answers its ID. */
+  createInstance(
+    selection: ShardSelection,
+    req: OnDemandInstanceRequest,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<CreateInstanceResponse>[]> {
+    const config = {
+      group: req.group,
+      template: "",
+      instanceType: req.instanceType ?? "",
+      subnetPool: req.subnetPool ?? "",
+      vars: { ...req.vars },
+    };
+    return this.#fanOut(
+      selection,
+      (c, s) =>
+        callUnary<CreateInstanceResponse>(
+          (o, cb) =>
+            c.createInstance({ instanceId: req.instanceId ?? "", config }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        ),
+      signal,
+    );
+  }
+
+  /** Deletes an instance now, without drain; status `deleted`, `deleting` or `unknown`. */
+  deleteInstance(
+    selection: ShardSelection,
+    instanceId: string,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<DeleteInstanceResponse>[]> {
+    return this.#fanOut(
+      selection,
+      (c, s) =>
+        callUnary<DeleteInstanceResponse>(
+          (o, cb) => c.deleteInstance({ instanceId }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        ),
+      signal,
+    );
+  }
+
+  /** Tells each selected shard's leader that a draining instance may be deleted now. */
+  acknowledgeDrained(
+    selection: ShardSelection,
+    instanceId: string,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<{ instanceId: string }>[]> {
+    return this.#fanOut(
+      selection,
+      async (c, s) => {
+        await callUnary<Empty>(
+          (o, cb) => c.acknowledgeDrained({ instanceId }, new Metadata(), o, cb),
+          this.#timeoutMs,
+          s,
+        );
+        return { instanceId };
+      },
+      signal,
+    );
+  }
+
+  /**
+   * Follows the drain notices (WatchInstances) of each selected shard's leader, calling `onEvent`
+   * as each arrives, until `signal` aborts (a shard then counts as succeeded) or its stream ends
+   * (an error: the server stopped, lost leadership, or was never reachable). No deadline applies.
+   */
+  watchDrains(
+    selection: ShardSelection,
+    onEvent: (shard: string, event: InstanceEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<{ events: number }>[]> {
+    return this.#fanOut(
+      selection,
+      (c, s, server) =>
+        new Promise((resolve, reject) => {
+          let events = 0;
+          const stream = c.watchInstances({}, new Metadata());
+          const onAbort = (): void => stream.cancel();
+          s?.addEventListener("abort", onAbort, { once: true });
+          if (s?.aborted) stream.cancel();
+          stream.on("data", (e: InstanceEvent) => {
+            events++;
+            onEvent(server?.shard ?? "", e);
+          });
+          stream.on("error", (err: ServiceError) => {
+            s?.removeEventListener("abort", onAbort);
+            if (s?.aborted && err.code === status.CANCELLED) resolve({ events });
+            else reject(fromGrpcError(err));
+          });
+          stream.on("end", () => {
+            s?.removeEventListener("abort", onAbort);
+            resolve({ events });
+          });
+        }),
+      signal,
+    );
+  }
+
   /** Closes every connection. Idempotent; later calls fail. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -323,7 +561,7 @@ export class AdminService {
   /** Runs `op` against every selected shard in parallel; never rejects for a shard's failure. */
   async #fanOut<T>(
     selection: ShardSelection,
-    op: (client: OperatorServiceClient, signal?: AbortSignal) => Promise<T>,
+    op: (client: OperatorServiceClient, signal?: AbortSignal, server?: ShardServer) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<ShardResult<T>[]> {
     const targets = selectShards(this.#servers, selection);
@@ -331,7 +569,7 @@ export class AdminService {
       targets.map(async (server): Promise<ShardResult<T>> => {
         const base = { shard: server.shard, address: server.address };
         try {
-          return { ...base, ok: true, value: await op(this.#client(server), signal) };
+          return { ...base, ok: true, value: await op(this.#client(server), signal, server) };
         } catch (err) {
           const cause =
             err instanceof NstanceError

@@ -5,6 +5,8 @@
  */
 import type { Db } from "../../db/database.js";
 import type { ClusterIdentity } from "../../pki/cluster-identity.js";
+import type { Reconciler } from "../../reconcile/reconciler.js";
+import type { DrainNotifier, ErrorNotifier } from "../../reconcile/tenant-events.js";
 import type { Logger } from "../../shared/logger.js";
 import type { ObjectStorage } from "../../storage/object-storage.js";
 import type { ConfigStore } from "../config-store.js";
@@ -26,6 +28,20 @@ export interface Leadership {
   leader(): LeaderRef | undefined;
 }
 
+/** What the API asks of the shard leader's reconciler. */
+export type ApiReconciler = Pick<
+  Reconciler,
+  "createOnDemand" | "deleteInstance" | "acknowledgeDrained" | "instanceChanged"
+>;
+
+/** The reconciler of the current leadership term, and that term's signal. */
+export interface TermReconciler {
+  term: number;
+  /** Aborts when the term ends (leadership lost, resigned, or the server stopping). */
+  signal: AbortSignal;
+  reconciler: ApiReconciler;
+}
+
 /** The parts of the server the API services use. */
 export interface ApiContext {
   clusterId: string;
@@ -43,6 +59,15 @@ export interface ApiContext {
   leadership: Leadership;
   /** Cluster secrets for PutSecret/ListSecrets/DeleteSecret; without it they answer UNIMPLEMENTED. */
   secrets?: SecretsStore;
+  /**
+   * The leader's reconciler while this server leads and its shard management runs; `undefined`
+   * on standbys and while a new leader rebuilds its cache. Absent: instance RPCs answer UNAVAILABLE.
+   */
+  reconciler?: () => TermReconciler | undefined;
+  /** Drain notices for WatchInstances (shared with the reconciler, across terms). */
+  drainNotifier?: DrainNotifier;
+  /** Reconciler and provider failures for WatchErrors (shared with the reconciler). */
+  errorNotifier?: ErrorNotifier;
   /** Clock in unix ms. Defaults to `Date.now`. */
   now?: () => number;
   logger: Logger;

@@ -3,8 +3,9 @@
  * The three gRPC listeners, each on its own address with TLS 1.3 only: Registration with
  * server-authenticated TLS (anonymous clients), Operator and Agent with mutual TLS against the
  * cluster CA and the client role enforced on every method. Keepalive per reference §3.2: the server
- * pings a connection idle for 20 s and drops it when no ack arrives within 10 s; messages are
- * limited to 4 MiB.
+ * pings every connection 20 s after its last ping was answered and drops it when no ack arrives
+ * within 10 s, so a dead agent or a broken network is found within 30 s (the Agent listener's
+ * timings come from `shard.failure_detection`); messages are limited to 4 MiB.
  */
 import {
   Server,
@@ -19,13 +20,18 @@ import { OperatorServiceService } from "../../protocol/gen/nstance/v1/operator.j
 import { RegistrationServiceService } from "../../protocol/gen/nstance/v1/registration.js";
 import { NstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
+import { type RateLimit, RateLimiter } from "../../shared/rate-limiter.js";
 import type { ApiContext } from "./api-context.js";
 import { Authenticator } from "./auth.js";
 import { createOperatorService } from "./operator/service.js";
+import {
+  DEFAULT_REGISTRATION_RATE_LIMIT,
+  rateLimitRegistration,
+} from "./registration/registration-rate-limit.js";
 import { createRegistrationService } from "./registration/service.js";
 import { guardService } from "./role-guard.js";
 
-/** Idle time after which the server pings a connection. */
+/** Time after a connection's last answered ping at which the server pings it again. */
 export const DEFAULT_KEEPALIVE_TIME_MS = 20_000;
 /** How long the server waits for a ping ack before dropping the connection. */
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
@@ -60,8 +66,20 @@ export interface StartApiServersOptions {
   agentService?: UntypedServiceImplementation;
   /** Registrations worked on at once; defaults to DEFAULT_REGISTRATION_CONCURRENCY. */
   registrationConcurrency?: number;
+  /** Registration calls per client address; defaults to DEFAULT_REGISTRATION_RATE_LIMIT. */
+  registrationRateLimit?: RateLimit;
   /** Shares one identity cache with the agent service; defaults to a new Authenticator. */
   auth?: Authenticator;
+  /** Keepalive of the Agent listener (failure detection); defaults to the constants above. */
+  agentKeepalive?: KeepaliveSettings;
+}
+
+/** Server keepalive timings: a dead peer is found within `timeMs + timeoutMs`. */
+export interface KeepaliveSettings {
+  /** Ping interval (after the last answered ping). */
+  timeMs: number;
+  /** How long a ping may go unanswered before the connection is dropped. */
+  timeoutMs: number;
 }
 
 /** Running API listeners. */
@@ -133,8 +151,17 @@ export async function startApiServers(opts: StartApiServersOptions): Promise<Api
     requireClientCert: boolean,
     definition: ServiceDefinition,
     impl: UntypedServiceImplementation,
+    keepalive?: KeepaliveSettings,
   ): Listener => {
-    const server = new Server(SERVER_OPTIONS);
+    const server = new Server(
+      keepalive
+        ? {
+            ...SERVER_OPTIONS,
+            "grpc.keepalive_time_ms": keepalive.timeMs,
+            "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
+          }
+        : SERVER_OPTIONS,
+    );
     server.addService(definition, impl);
     return {
       name,
@@ -148,10 +175,14 @@ export async function startApiServers(opts: StartApiServersOptions): Promise<Api
       "registration",
       false,
       RegistrationServiceService,
-      createRegistrationService({
-        ctx: opts.ctx,
-        ...(opts.registrationConcurrency ? { concurrency: opts.registrationConcurrency } : {}),
-      }) as unknown as UntypedServiceImplementation,
+      rateLimitRegistration(
+        createRegistrationService({
+          ctx: opts.ctx,
+          ...(opts.registrationConcurrency ? { concurrency: opts.registrationConcurrency } : {}),
+        }),
+        new RateLimiter({ limit: opts.registrationRateLimit ?? DEFAULT_REGISTRATION_RATE_LIMIT }),
+        logger,
+      ) as unknown as UntypedServiceImplementation,
     ),
     listener(
       "operator",
@@ -172,6 +203,7 @@ export async function startApiServers(opts: StartApiServersOptions): Promise<Api
       true,
       AgentServiceService,
       guardService(AgentServiceService, opts.agentService ?? {}, { role: "agent", auth, logger }),
+      opts.agentKeepalive,
     ),
   ];
 

@@ -92,6 +92,11 @@ export interface InstanceManagerOptions {
 export const AGENT_ENV_REGISTRATION_ADDR = "NSTANCE_SERVER_REGISTRATION_ADDR";
 /** See {@link AGENT_ENV_REGISTRATION_ADDR}. */
 export const AGENT_ENV_AGENT_ADDR = "NSTANCE_SERVER_AGENT_ADDR";
+/**
+ * The report interval local agents get: `shard.health_check_interval`, so the missed-report rules
+ * (seed 003) judge them by the interval they really report at.
+ */
+export const AGENT_ENV_METRICS_INTERVAL = "NSTANCE_METRICS_INTERVAL";
 
 /** Creates and deletes instances under a leadership term; see the file comment. */
 export class InstanceManager implements InstanceExecutor {
@@ -264,6 +269,7 @@ export class InstanceManager implements InstanceExecutor {
         agentEnv: {
           [AGENT_ENV_REGISTRATION_ADDR]: this.#o.advertise.registration,
           [AGENT_ENV_AGENT_ADDR]: this.#o.advertise.agent,
+          [AGENT_ENV_METRICS_INTERVAL]: `${config.shard.healthCheckIntervalMs}ms`,
         },
       };
       const result = await this.#o.provider.createInstance(

@@ -30,6 +30,7 @@ export type ReconcilerTuning = Pick<
   | "retry"
   | "random"
   | "onAction"
+  | "hooks"
 >;
 
 /** Options for {@link startShardManagement}. */

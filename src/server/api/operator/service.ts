@@ -3,7 +3,9 @@
  * The Operator service (mutual TLS, role `operator`): groups, config, certificates, instances,
  * tenants and secrets of the caller's tenant, a file per RPC. Every handler reads the caller's
  * identity first, so every call is scoped to the tenant in its certificate. Reads work on any
- * server; mutating calls need the shard leader (the standby rule, beyond the reference).
+ * server; mutating calls need the shard leader (the standby rule, beyond the reference), and so do
+ * the instance RPCs and the WatchInstances / WatchErrors streams, which act through (or follow)
+ * the leader's reconciler of the current term.
  */
 
 import type { ClientIdentity } from "../../../pki/client-identity.js";
@@ -103,7 +105,7 @@ export function createOperatorService(opts: OperatorServiceOptions): OperatorSer
     watchGroups: stream("watchGroups", (who, signal) =>
       watchGroups(ctx, who, groupStreams, signal),
     ),
-    watchInstances: stream("watchInstances", () => watchInstances()),
-    watchErrors: stream("watchErrors", () => watchErrors()),
+    watchInstances: stream("watchInstances", (who, signal) => watchInstances(ctx, who, signal)),
+    watchErrors: stream("watchErrors", (who, signal) => watchErrors(ctx, who, signal)),
   };
 }

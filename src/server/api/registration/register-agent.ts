@@ -4,6 +4,7 @@
  * the reference's order (§3.1) and each refusal carries its documented status code.
  */
 
+import { recordDecision } from "../../../db/decisions-table.js";
 import { findInstanceByNonce, markInstanceRegistered } from "../../../db/instances-table.js";
 import { parseEd25519PublicKey } from "../../../pki/ed25519-keys.js";
 import { issueClientCertificate } from "../../../pki/issue-certificate.js";
@@ -37,7 +38,8 @@ const alreadyUsed = () =>
  *    UNAUTHENTICATED (a replay included);
  * 4. the public key is an Ed25519 PKIX PEM, else INVALID_ARGUMENT.
  * Then it issues the certificate (CN instance ID, O tenant, role agent), updates the instance
- * record in storage and marks the SQLite row registered.
+ * record in storage, marks the SQLite row registered, records the `registered` decision and tells
+ * the reconciler (if this term's is running) that the instance changed.
  */
 export async function registerAgent(
   ctx: ApiContext,
@@ -110,6 +112,20 @@ export async function registerAgent(
       hostname: req.hostname,
     });
     if (!marked) throw alreadyUsed();
+    recordDecision(ctx.db, {
+      instanceId: row.id,
+      decision: "registered",
+      reason: "nonce",
+      evidence: {
+        cert_serial: cert.serial,
+        cert_expires_at: cert.expiresAt.toISOString(),
+        registration_ms: Math.max(0, now.getTime() - row.createdAt),
+        ...reported,
+      },
+      at: now.getTime(),
+    });
+    // A registered instance counts as ready (and may now be drained): the reconciler re-plans.
+    ctx.reconciler?.()?.reconciler.instanceChanged(row.id);
     ctx.logger.info("Agent registered", {
       instance_id: row.id,
       tenant: row.tenant,
