@@ -8,8 +8,9 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { randomBytes } from "node:crypto";
-import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { applyEdits, modify } from "jsonc-parser";
 import { runDevDashboard } from "../admin/serve/dev-dashboard.js";
 import { runServer } from "../server/main.js";
 import { createLogger } from "../shared/logger.js";
@@ -29,7 +30,20 @@ async function exists(p: string): Promise<boolean> {
 
 await mkdir(join(bucket, "config"), { recursive: true });
 const configPath = join(bucket, "config", `${shard}.jsonc`);
-if (!(await exists(configPath))) await copyFile(resolve("examples/local.jsonc"), configPath);
+if (!(await exists(configPath))) {
+  // The example as it is, with the local provider's state kept beside the bucket (the cleanup below
+  // and NSTANCE_DEV_DIR rely on it).
+  const example = await readFile(resolve("examples/local.jsonc"), "utf8");
+  const edit = modify(
+    example,
+    ["shard", "infra", "options"],
+    { state_dir: join(root, "local-instances") },
+    {
+      formattingOptions: { insertSpaces: true, tabSize: 2 },
+    },
+  );
+  await writeFile(configPath, applyEdits(example, edit));
+}
 
 // The cluster encryption key for secrets at rest: generated once, kept beside the bucket, never logged.
 const keyPath = join(root, "encryption.key");

@@ -4,9 +4,7 @@
 // The AWS SDK warns about Node 20 on every start; the project pins Node 20 deliberately.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-import { runServer } from "../server/main.js";
 import { parseServerArgs } from "../server/server-settings.js";
-import { runValidate } from "../server/validate-command.js";
 import { createLogger } from "../shared/logger.js";
 import { VERSION } from "../shared/version.js";
 
@@ -19,7 +17,10 @@ switch (cmd.kind) {
     break;
   case "validate-file":
   case "validate-remote":
-    process.exitCode = await runValidate(cmd, process.env);
+    process.exitCode = await (await import("../server/validate-command.js")).runValidate(
+      cmd,
+      process.env,
+    );
     break;
   case "run": {
     const s = cmd.settings;
@@ -35,7 +36,11 @@ switch (cmd.kind) {
         ac.abort(new Error(sig));
       });
     }
+    // The server module is loaded only now, after the signal handlers: a usage error answers at
+    // once, and a SIGTERM during the load still stops the server cleanly.
     try {
+      const { runServer } = await import("../server/main.js");
+      if (ac.signal.aborted) break;
       await runServer(s, { logger, version: VERSION }, ac.signal);
     } catch (err) {
       logger.error("Server failed", { err });

@@ -307,7 +307,7 @@ export class Reconciler {
     this.#db = opts.db;
     this.#groups = opts.groups;
     this.#executor = opts.executor;
-    this.#logger = opts.logger.child({ component: "reconciler", term: opts.term });
+    this.#logger = opts.logger.child({ subsystem: "reconciler", term: opts.term });
     this.#drainNotifier = opts.drainNotifier;
     this.#errorNotifier = opts.errorNotifier;
     this.#now = opts.now ?? Date.now;
@@ -414,9 +414,11 @@ export class Reconciler {
   /**
    * Records a failed health verdict (issue 7) and asks for a pass: the instance is replaced first,
    * then drained (or deleted at once with `skipDrain`). Returns false for an unknown or deleted
-   * instance, or a verdict that changes nothing (already unhealthy the same way).
+   * instance, one being deleted, or a verdict that changes nothing (already unhealthy the same way).
    */
   markUnhealthy(instanceId: string, verdict: HealthVerdict): boolean {
+    // Being deleted already: its agent going away is our own doing, not a failure.
+    if (this.#deletes.has(instanceId)) return false;
     const at = this.#now();
     const changed = markInstanceUnhealthy(this.#db, instanceId, {
       at,

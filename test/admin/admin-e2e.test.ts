@@ -55,7 +55,7 @@ describe("nstance-admin against a real server", { concurrency: false }, () => {
       storageArgs: ["--storage", "file", "--bucket", bucket],
     });
     server = started[0]!;
-    await waitForSingleLeader([server], 30_000);
+    await waitForSingleLeader([server], 90_000);
     servers = `local=localhost:${server.ports.operator}`;
   });
   after(async () => {

@@ -131,7 +131,7 @@ export function startAgentProcess(opts: {
     stderr,
     exited,
     recent,
-    async waitLog(pred, timeoutMs = 30_000) {
+    async waitLog(pred, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const hit = logs.find(pred);

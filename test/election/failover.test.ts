@@ -176,18 +176,18 @@ describe("leader election across processes", { concurrency: false }, () => {
     const first = await waitForSingleLeader(servers);
     // Cut storage only once the leader has finished its start-up: a rebuild that fails on
     // storage is a different (and also correct) path, a resignation ("acquire_failed").
-    await first.leader.proc.waitLog((l) => l.msg === "Instance cache rebuilt", 20_000);
+    await first.leader.proc.waitLog((l) => l.msg === "Instance cache rebuilt", 60_000);
     const proxy = proxies[servers.indexOf(first.leader)]!;
     proxy.mode = "refuse";
     proxy.cutAll();
     const other = servers.find((s) => s !== first.leader)!;
     const acquired = await other.proc.waitLog(
       (l) => l.msg === "Leadership acquired" && l.term === first.term + 1,
-      20_000,
+      60_000,
     );
     const ended = await first.leader.proc.waitLog(
       (l) => l.msg === "Leadership ended" && l.term === first.term,
-      5_000,
+      30_000,
     );
     assert.equal(ended.reason, "renew_timeout");
     assert.ok(

@@ -29,7 +29,7 @@ describe("standby behaviour", () => {
       await Promise.all(servers.map((s) => s.proc.stop()));
       await rm(dir, { recursive: true, force: true });
     });
-    const { leader } = await waitForSingleLeader(servers, 30_000);
+    const { leader } = await waitForSingleLeader(servers, 90_000);
     const standby = servers.find((s) => s !== leader)!;
     const h = await standby.proc.health();
     assert.equal(h.status, 200, "a standby is healthy");

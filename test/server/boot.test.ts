@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Boot sequence of a real nstance-server process (seed 000 "Startup Behavior").
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -9,8 +9,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { createStorage } from "../../src/storage/create-storage.js";
 import { startS3Server } from "../support/s3-server.js";
 import { freePort, startServerProcess } from "../support/server-process.js";
-
-const EXAMPLE = new URL("../../examples/local.jsonc", import.meta.url).pathname;
+import { shardConfigText } from "../support/shard-fixture.js";
 
 function configSource(body: Record<string, unknown> | undefined): unknown {
   return (body?.config as { source?: string } | undefined)?.source;
@@ -55,8 +54,8 @@ describe("server boot", { concurrency: true }, () => {
       const before = await srv.health();
       assert.equal(before.body?.ready, false);
       await srv.waitLog((l) => l.msg === "Configuration load failed, retrying" && l.attempt === 1);
-      await copyFile(EXAMPLE, join(bucket, "config", "local.jsonc"));
-      await srv.waitHealth((s) => s === 200, 10_000);
+      await writeFile(join(bucket, "config", "local.jsonc"), await shardConfigText());
+      await srv.waitHealth((s) => s === 200, 60_000);
       const ok = await srv.health();
       assert.equal(configSource(ok.body), "storage");
     } finally {
@@ -72,7 +71,7 @@ describe("server boot", { concurrency: true }, () => {
       healthPort: await freePort(),
     });
     try {
-      const fatal = await srv.waitLog((l) => l.fatal === true, 15_000);
+      const fatal = await srv.waitLog((l) => l.fatal === true, 60_000);
       assert.match(String(fatal.err), /config\/local\.jsonc does not exist/);
       // Exactly three attempts: two retry warnings, then the fatal line.
       assert.deepEqual(
@@ -108,10 +107,9 @@ describe("server boot", { concurrency: true }, () => {
       "--cachedir",
       cachedir,
     ];
-    const { readFile } = await import("node:fs/promises");
     await (await createStorage({ kind: "s3", bucket: s3.bucket }, s3.env)).put(
       "config/local.jsonc",
-      await readFile(EXAMPLE),
+      await shardConfigText(),
     );
     const first = startServerProcess({ args, env: s3.env, healthPort: await freePort() });
     try {
@@ -123,7 +121,7 @@ describe("server boot", { concurrency: true }, () => {
     await s3.stop();
     const second = startServerProcess({ args, env: s3.env, healthPort: await freePort() });
     try {
-      await second.waitHealth((s) => s === 200, 30_000);
+      await second.waitHealth((s) => s === 200, 90_000);
       assert.equal(configSource((await second.health()).body), "cache");
     } finally {
       await second.stop();
@@ -136,7 +134,7 @@ describe("server boot", { concurrency: true }, () => {
     const bucket = join(dir, "bucket");
     const cachedir = join(dir, "cache");
     await mkdir(join(bucket, "config"), { recursive: true });
-    await copyFile(EXAMPLE, join(bucket, "config", "local.jsonc"));
+    await writeFile(join(bucket, "config", "local.jsonc"), await shardConfigText());
     for (const delayMs of [150, 400, 700, 1000, 1500]) {
       const srv = startServerProcess({
         args: fileArgs(bucket, cachedir),

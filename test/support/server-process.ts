@@ -128,7 +128,7 @@ export function startServerProcess(opts: StartServerOptions): ServerProcess {
     healthUrl,
     exited,
     health,
-    async waitHealth(pred, timeoutMs = 20_000) {
+    async waitHealth(pred, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       let last = { status: 0, body: undefined as Record<string, unknown> | undefined };
       while (Date.now() < deadline) {
@@ -140,7 +140,7 @@ export function startServerProcess(opts: StartServerOptions): ServerProcess {
         `health condition not met within ${timeoutMs} ms; last ${last.status} ${JSON.stringify(last.body)}${recent()}`,
       );
     },
-    async waitLog(pred, timeoutMs = 20_000) {
+    async waitLog(pred, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const hit = logs.find(pred);

@@ -92,7 +92,7 @@ export async function leadershipOf(
  */
 export async function waitForSingleLeader(
   servers: readonly ShardServer[],
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<{ leader: ShardServer; term: number; at: number }> {
   const deadline = Date.now() + timeoutMs;
   let last = "";

@@ -75,7 +75,7 @@ export class GarbageCollector implements LeaderLoop {
     }
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#logger = opts.logger.child({ component: "gc" });
+    this.#logger = opts.logger.child({ subsystem: "gc" });
   }
 
   /** `garbage_collection.interval` in force. */

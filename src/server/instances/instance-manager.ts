@@ -110,7 +110,7 @@ export class InstanceManager implements InstanceExecutor {
     }
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
-    this.#logger = opts.logger.child({ component: "instances" });
+    this.#logger = opts.logger.child({ subsystem: "instances" });
   }
 
   /**
