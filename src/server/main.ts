@@ -53,6 +53,7 @@ import { ServerMetrics } from "./metrics/server-metrics.js";
 import { createSecretsStore } from "./secrets/secrets-store.js";
 import { ServerRegistry } from "./server-registry.js";
 import type { ServerSettings } from "./server-settings.js";
+import { ShardAddressBook } from "./shard-address-book.js";
 
 /** How often a standby checks whether the config or groups objects changed (two HEADs). */
 export const STANDBY_CONFIG_POLL_MS = 10_000;
@@ -289,7 +290,18 @@ export async function runServer(
     let detector: FailureDetector | undefined;
 
     const electionCfg = config.shard.leaderElection;
-    const leaderLoops = [registry.sweepLoop()];
+    // New agents get every live server's addresses (this one first), so they follow a failover.
+    const addressBook = new ShardAddressBook({
+      selfId: settings.id,
+      own: {
+        registration: advertise.registration,
+        agent: advertise.agent,
+        operator: advertise.operator,
+      },
+      source: registry,
+      intervalMs: settings.heartbeatIntervalMs,
+    });
+    const leaderLoops = [registry.sweepLoop(), addressBook.refreshLoop()];
     const el = new LockfileElector({
       storage,
       key: `${prefix}leader.json`,
@@ -308,6 +320,14 @@ export async function runServer(
             err: errorMessage(err),
           });
         });
+        await addressBook.refresh(termSignal).catch((err: unknown) => {
+          logger.warn(
+            "Cannot list the shard's servers; new agents get this server's address only",
+            {
+              err: errorMessage(err),
+            },
+          );
+        });
         // Rebuild the cache from storage and the provider, then reconcile and collect garbage
         // for as long as the term lasts; a failed rebuild makes the elector resign.
         const m = await startShardManagement({
@@ -322,11 +342,7 @@ export async function runServer(
           configStore,
           provider,
           identity: identity.identity,
-          advertise: {
-            registration: advertise.registration,
-            agent: advertise.agent,
-            operator: advertise.operator,
-          },
+          advertise: addressBook,
           logger,
           drainNotifier,
           errorNotifier,

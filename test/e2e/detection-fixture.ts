@@ -13,10 +13,16 @@ import { join } from "node:path";
 import type { JSONPath } from "jsonc-parser";
 import { defaultAgentCommand } from "../../src/providers/local/local-provider.js";
 import { waitFor } from "../reconcile/reconcile-fixture.js";
-import { FLEET_WAIT_MS, LocalFleet } from "./local-fleet.js";
+import { LocalFleet } from "./local-fleet.js";
 
 /** The group of examples/local.jsonc. */
 export const GROUP = "web";
+/**
+ * Bound of the detection tests' waits: generous, because a leadership change under CI load (the
+ * single server's lease lapsing and coming back) gives every agent the new leader has not heard
+ * from its 75 s reconnect grace before silence counts again.
+ */
+export const DETECTION_WAIT_MS = 240_000;
 /** Agent report interval, and the server's `health_check_interval`. */
 export const REPORT_INTERVAL_MS = 1_000;
 
@@ -53,6 +59,11 @@ export interface DetectionFleetOptions {
    * {@link agentEnvFile} under `fleet.dir`.
    */
   firstAgents?: Array<Record<string, string>>;
+  /**
+   * Agents after those of `firstAgents` (replacements) wait this long before they start, as a
+   * VM boots: the replaced instance stays unhealthy and undrained meanwhile. Defaults to 0.
+   */
+  laterBootDelayMs?: number;
   /** Further config edits. */
   edits?: Array<[JSONPath, unknown]>;
 }
@@ -67,16 +78,24 @@ export function agentEnvFile(dir: string, k: number): string {
   return join(dir, `agent-${k}.env`);
 }
 
+/** The file of `export NAME=value` lines every agent reads when it exists as the agent starts. */
+export function allAgentsEnvFile(dir: string): string {
+  return join(dir, "agents.env");
+}
+
 /**
  * The agent command: a shell that hands the k-th agent spawned the k-th environment of
  * `firstAgents` and its {@link agentEnvFile} (`mkdir` is atomic, so each lock is taken once),
- * then runs the real agent.
+ * makes every later agent wait `laterBootDelayMs` (a VM booting), gives every agent
+ * {@link allAgentsEnvFile}, then runs the real agent.
  */
 export function agentCommand(
   lockDir: string,
   firstAgents: Array<Record<string, string>>,
+  laterBootDelayMs = 0,
 ): string[] {
-  const base = `export NSTANCE_METRICS_INTERVAL=${REPORT_INTERVAL_MS}ms`;
+  const all = quote(allAgentsEnvFile(lockDir));
+  const base = `export NSTANCE_METRICS_INTERVAL=${REPORT_INTERVAL_MS}ms; if [ -f ${all} ]; then . ${all}; fi`;
   const branches = firstAgents.map((env, k) => {
     const file = quote(agentEnvFile(lockDir, k));
     const exports = [
@@ -85,7 +104,11 @@ export function agentCommand(
     ];
     return `mkdir ${quote(join(lockDir, `agent-${k}`))} 2>/dev/null; then ${exports.join("; ")}`;
   });
-  const pick = branches.length === 0 ? "" : `if ${branches.join("; elif ")}; fi; `;
+  const boot = laterBootDelayMs > 0 ? `sleep ${laterBootDelayMs / 1000}` : "";
+  const pick =
+    branches.length === 0
+      ? boot && `${boot}; `
+      : `if ${branches.join("; elif ")}${boot && `; else ${boot}`}; fi; `;
   return ["/bin/sh", "-c", `${base}; ${pick}exec "$@"`, "nstance-agent", ...defaultAgentCommand()];
 }
 
@@ -147,7 +170,7 @@ export class DetectionFleet {
   }
 
   /** Polls `cond` until it holds; on timeout throws with the server's and agents' recent logs. */
-  async until(what: string, cond: () => boolean, timeoutMs = FLEET_WAIT_MS): Promise<void> {
+  async until(what: string, cond: () => boolean, timeoutMs = DETECTION_WAIT_MS): Promise<void> {
     await waitFor(what, cond, timeoutMs).catch(async (err: unknown) => {
       throw new Error(`${String(err)}${await this.fleet.recent()}`);
     });
@@ -205,7 +228,10 @@ export async function startDetectionFleet(
   const fleet = await LocalFleet.start({
     dir,
     edits: [
-      [["shard", "infra", "options", "command"], agentCommand(dir, opts.firstAgents ?? [])],
+      [
+        ["shard", "infra", "options", "command"],
+        agentCommand(dir, opts.firstAgents ?? [], opts.laterBootDelayMs),
+      ],
       [["shard", "health_check_interval"], `${REPORT_INTERVAL_MS}ms`],
       [["shard", "failure_detection"], { ...TEST_FAILURE_DETECTION, ...opts.failureDetection }],
       [

@@ -163,7 +163,13 @@ describe("HealthStore with its writer thread", () => {
         createdAt: 0,
       });
       const stats = new IngestStats();
-      const store = new HealthStore({ db, logger: silentLogger, stats, flushIntervalMs: 5 });
+      const store = new HealthStore({
+        db,
+        logger: silentLogger,
+        stats,
+        flushIntervalMs: 5,
+        writerThread: true,
+      });
       store.start();
       const results = await Promise.all([
         store.record("t1", report("t1", 1), 1000),

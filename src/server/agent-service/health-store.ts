@@ -68,7 +68,11 @@ export interface HealthStoreOptions {
   historyMaxPerInstance?: number;
   /** Defaults to {@link DEFAULT_HEALTH_PRUNE_INTERVAL_MS}. */
   pruneIntervalMs?: number;
-  /** Commit in a worker thread. Defaults to true for a database file (never for `:memory:`). */
+  /**
+   * Commit in a worker thread (never for `:memory:`). Defaults to false: at 10,000 agents the
+   * thread stopped committing in bench/health-ingest.ts (see docs/benchmarks.md), while the inline
+   * writer keeps up; the thread stays available for measuring.
+   */
   writerThread?: boolean;
   /** Defaults to {@link DEFAULT_HEALTH_MAX_QUEUED}. */
   maxQueued?: number;
@@ -126,7 +130,7 @@ export class HealthStore {
       opts.historyMaxPerInstance ?? DEFAULT_HEALTH_HISTORY_MAX_PER_INSTANCE;
     this.#pruneIntervalMs = opts.pruneIntervalMs ?? DEFAULT_HEALTH_PRUNE_INTERVAL_MS;
     this.#now = opts.now ?? Date.now;
-    this.#writerThread = (opts.writerThread ?? true) && !opts.db.memory;
+    this.#writerThread = (opts.writerThread ?? false) && !opts.db.memory;
     this.#maxQueued = opts.maxQueued ?? DEFAULT_HEALTH_MAX_QUEUED;
   }
 

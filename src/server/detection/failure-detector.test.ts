@@ -184,6 +184,33 @@ describe("FailureDetector", () => {
     }
   });
 
+  it("an agent that reports less often than configured is judged by its own interval", async () => {
+    const s = await setup();
+    try {
+      const id = s.ids[0]!;
+      const now = Date.now();
+      const started = new Date(now - 60_000).toISOString();
+      const report = (count: number, at: number) =>
+        JSON.stringify({ started, count, timestamp: new Date(at).toISOString() });
+      // The agent's own reports: 5 reports 2 s apart (10 × the configured 200 ms).
+      s.f.db
+        .prepare("UPDATE instances SET health = ?, health_at = ? WHERE id = ?")
+        .run(report(10, now), now, id);
+      s.f.db
+        .prepare("INSERT INTO health_reports (instance_id, received_at, report) VALUES (?, ?, ?)")
+        .run(id, now - 10_000, report(5, now - 10_000));
+      s.d.onDisconnect({ instanceId: id, kind: "lost", at: now });
+      await waitFor(
+        "follow-up checks past the configured bound",
+        () => s.d.stats().checks >= 3 && Date.now() - now >= 4 * INTERVAL_MS,
+      );
+      assert.deepEqual(s.d.watching(), [id], "still watched: 3 × 2 s have not passed");
+      assert.ok(!s.decisions(id).includes("found_unhealthy"));
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a graceful stream end is not checked", async () => {
     const s = await setup();
     try {
@@ -225,9 +252,17 @@ describe("FailureDetector", () => {
 
   it("under the mass-failure guard nothing is replaced; a recovery lowers the share and replacement resumes", async () => {
     const s = await setup({}, true);
+    const [a, b, c] = s.ids as [string, string, string];
+    // The agents still alive keep reporting throughout.
+    const alive = new Set([c]);
+    const reports = setInterval(() => {
+      for (const id of alive) s.report(id);
+    }, INTERVAL_MS / 4);
     try {
-      const [a, b] = s.ids as [string, string, string];
       const creates = s.f.provider.counters().createCalls;
+      // Silence from before this detector started counts from its start (the reconnect grace is
+      // 0 here): wait until a and b are silent beyond the bound, so one sweep finds both.
+      await sleep(4 * INTERVAL_MS);
       const old = Date.now() - 10 * INTERVAL_MS;
       s.report(a, old);
       s.report(b, old);
@@ -240,17 +275,22 @@ describe("FailureDetector", () => {
       );
       await s.f.reconciler().whenIdle();
       assert.equal(s.f.provider.counters().createCalls, creates, "no replacement under the guard");
+      assert.deepEqual(s.f.reconciler().massFailureGroups(), ["default/web"]);
 
+      // a's agent reports again: its verdict is cleared, the share falls, b is replaced.
       s.report(a);
+      alive.add(a);
       s.d.sweep();
       assert.ok(s.decisions(a).includes("recovered"), "a's verdict cleared");
       assert.equal(getInstance(s.f.db, a)?.unhealthyAt, undefined);
       await waitFor("b replaced and deleted", () => deleted(s, b));
       assert.ok(!deleted(s, a));
       assert.deepEqual(s.decisions(a).slice(-2), ["found_unhealthy", "recovered"]);
+      assert.deepEqual(s.f.reconciler().massFailureGroups(), []);
       await waitFor("group whole again", () => s.f.live().length === 3);
       assert.deepEqual(s.f.checker.violations, []);
     } finally {
+      clearInterval(reports);
       await s.close();
     }
   });

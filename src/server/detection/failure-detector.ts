@@ -17,7 +17,8 @@
  * instance judged silent that reports again before anything acted on it recovers (the verdict is
  * cleared), which is how a group held by the mass-failure guard heals after a network split.
  *
- * The report interval is the agent's own, read from its reports, else `health_check_interval`.
+ * The report interval is `health_check_interval`, or the agent's own (read from its reports) when
+ * that is longer: an agent configured to report less often is not judged by the shorter one.
  * Agents this leader has not heard from yet get a reconnect grace before silence counts against
  * them (after a failover they reconnect with backoff). Provider checks run at most
  * {@link DEFAULT_STATUS_CHECK_CONCURRENCY} at once. Each sweep also prunes the decision history.
@@ -199,7 +200,7 @@ export class FailureDetector {
       if (!opts[k]) throw new TypeError(`${k} is required`);
     }
     this.#o = opts;
-    this.#logger = opts.logger.child({ component: "failure-detection" });
+    this.#logger = opts.logger.child({ subsystem: "failure-detection" });
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#backoff = opts.followUpBackoff ?? DEFAULT_FOLLOW_UP_BACKOFF;
@@ -614,7 +615,9 @@ export class FailureDetector {
     } catch (err) {
       this.#logger.debug("Cannot read report samples", { instance_id: id, err: errorMessage(err) });
     }
-    return reported !== undefined && reported > 0
+    // Only ever longer than configured: an agent set to report more often is not held to a
+    // stricter bound than the operator chose (a starved agent would be judged by its 1 s ticks).
+    return reported !== undefined && reported > s.reportIntervalMs
       ? { ms: reported, source: "reported" }
       : { ms: s.reportIntervalMs, source: "configured" };
   }

@@ -2,9 +2,9 @@
 /**
  * The interval an agent really reports at, read from its own reports: each carries the agent's
  * start time, a sequence number and a timestamp, so two reports of one agent run give
- * (t₂ − t₁) / (count₂ − count₁). Without two such reports the shard's `health_check_interval`
- * stands in. Early reports (after a file patch) only shorten the estimate a little, and a shorter
- * estimate errs towards detecting sooner, never towards missing a silent agent.
+ * (t₂ − t₁) / (count₂ − count₁). Failure detection uses it when it is longer than the shard's
+ * `health_check_interval` (an agent set to report less often than the server assumes is not taken
+ * for a silent one). Early reports (after a file patch) shorten the estimate a little.
  */
 
 /** A report as far as its cadence goes. */
