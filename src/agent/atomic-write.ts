@@ -19,9 +19,23 @@ export interface WriteFileAtomicOptions {
   noClobber?: boolean;
 }
 
-/** Name of a temporary sibling of `path`; hidden (leading dot) so directory listings skip it. */
+/** Longest file name Linux accepts (NAME_MAX), in UTF-8 bytes. */
+const NAME_MAX_BYTES = 255;
+/** Bytes a temporary name adds to the target's: `.` + `.` + 12 hex digits + `.tmp`. */
+const TEMP_NAME_EXTRA_BYTES = 18;
+
+/**
+ * Name of a temporary sibling of `path`; hidden (leading dot) so directory listings skip it. The
+ * target's name is shortened when needed, so a target of the longest legal name still gets a
+ * legal temporary name.
+ */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  let name = basename(path);
+  while (Buffer.byteLength(name, "utf8") > NAME_MAX_BYTES - TEMP_NAME_EXTRA_BYTES) {
+    // Drop whole code points, never half a surrogate pair.
+    name = name.slice(0, name.length - (/[\uDC00-\uDFFF]$/.test(name) ? 2 : 1));
+  }
+  return join(dirname(path), `.${name}.${randomBytes(6).toString("hex")}.tmp`);
 }
 
 /** Writes `data` to a new file at `path` (which must not exist) with `mode`, and fsyncs it. */

@@ -137,8 +137,10 @@ export class FileReceiver {
     signal?.throwIfAborted();
     const errors = new Map<string, string>();
     const writableErrors = new Map<string, string>();
-    if (patch.configHash === "" || /[\r\n]/.test(patch.configHash)) {
-      errors.set("", "config hash must be one non-empty line");
+    // As IdentityDir stores it: a hash that would not read back as sent is refused up front.
+    const hash = patch.configHash;
+    if (hash.trim() === "" || hash.trim() !== hash || /[\r\n]/.test(hash)) {
+      errors.set("", "config hash must be one non-empty line without surrounding spaces");
     }
     const seen = new Set<string>();
     const files: Array<{ name: string; content: Uint8Array; mtime: Date | undefined }> = [];

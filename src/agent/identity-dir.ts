@@ -208,8 +208,12 @@ export class IdentityDir {
 
   /** Writes `config.hash` atomically. */
   async writeConfigHash(hash: string): Promise<void> {
-    if (hash === "" || /[\r\n]/.test(hash)) {
-      throw new NstanceError("invalid_argument", "config hash must be one non-empty line");
+    // Reads trim the file: a hash with surrounding spaces would read back as another hash.
+    if (hash.trim() === "" || hash.trim() !== hash || /[\r\n]/.test(hash)) {
+      throw new NstanceError(
+        "invalid_argument",
+        "config hash must be one non-empty line without surrounding spaces",
+      );
     }
     await writeFileAtomic(this.configHashPath, hash, { mode: this.#fileMode });
   }

@@ -362,6 +362,9 @@ export function suggest(word: string, candidates: Iterable<string>): string | un
   let best: string | undefined;
   let bestDistance = 3;
   for (const c of candidates) {
+    // The distance is at least the length difference: skip the quadratic work (a hostile file
+    // may carry a key of megabytes).
+    if (Math.abs(word.length - c.length) >= bestDistance) continue;
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) {
       best = c;

@@ -10,6 +10,7 @@ import { GROUPS_SCHEMA } from "./config-schema.js";
 import { deepMerge } from "./deep-merge.js";
 import { GROUPS_PATH_PREFIX } from "./load-config.js";
 import { mergeGroups, restrictedFieldProblems } from "./merge-groups.js";
+import { ownValue } from "./own-value.js";
 import { formatPath, type PathProblem } from "./path-problem.js";
 import type { DynamicGroups, RawGroupConfig, ServerConfig } from "./server-config.js";
 
@@ -44,7 +45,7 @@ function withEntry(
   key: string,
   entry: RawGroupConfig | undefined,
 ): DynamicGroups {
-  const groups = { ...current[tenant] };
+  const groups = { ...ownValue(current, tenant) };
   if (entry === undefined) delete groups[key];
   else groups[key] = entry;
   const next = { ...current, [tenant]: groups };
@@ -71,8 +72,8 @@ export function applyGroupUpsert(
   const checked = checkSchema(GROUPS_SCHEMA, { [tenant]: { [key]: upd } });
   if (checked.problems.length > 0) throw toConfigError(checked.problems);
 
-  const staticGroup = config.groups[tenant]?.[key];
-  const existing = current[tenant]?.[key];
+  const staticGroup = ownValue(ownValue(config.groups, tenant), key);
+  const existing = ownValue(ownValue(current, tenant), key);
   let entry: RawGroupConfig;
   if (staticGroup !== undefined) {
     const restricted = restrictedFieldProblems(config, tenant, key, staticGroup, upd);
@@ -91,7 +92,7 @@ export function applyGroupUpsert(
     });
   } else {
     const pinnedPool =
-      upd.template === undefined ? undefined : config.templates[upd.template]?.subnetPool;
+      upd.template === undefined ? undefined : ownValue(config.templates, upd.template)?.subnetPool;
     entry = defined({ ...upd, subnet_pool: upd.subnet_pool ?? pinnedPool });
   }
 
@@ -114,8 +115,10 @@ export function applyGroupDelete(
   tenant: string,
   key: string,
 ): DynamicGroups {
-  if (current[tenant]?.[key] !== undefined) return withEntry(current, tenant, key, undefined);
-  if (config.groups[tenant]?.[key] !== undefined) {
+  if (ownValue(ownValue(current, tenant), key) !== undefined) {
+    return withEntry(current, tenant, key, undefined);
+  }
+  if (ownValue(ownValue(config.groups, tenant), key) !== undefined) {
     throw new NstanceError(
       "invalid_argument",
       `group ${tenant}/${key} is defined in the static config; remove it there (the Operator API can only delete dynamic groups and overrides)`,

@@ -10,6 +10,7 @@ import { infraHash, runtimeHash } from "./config-hashes.js";
 import { DEFAULT_GROUP_SIZE } from "./config-schema.js";
 import { deepMerge } from "./deep-merge.js";
 import { checkGroupRefs, type GroupContext } from "./group-checks.js";
+import { ownValue } from "./own-value.js";
 import type { PathProblem } from "./path-problem.js";
 import {
   type DynamicGroups,
@@ -163,11 +164,11 @@ export function mergeGroups(config: ServerConfig, dynamic: DynamicGroups): Merge
   const problems: PathProblem[] = [];
   const ctx = compiledGroupContext(config);
   for (const tenant of sortedKeys(config.groups, dynamic)) {
-    const staticGroups = config.groups[tenant] ?? {};
-    const dynamicGroups = dynamic[tenant] ?? {};
+    const staticGroups = ownValue(config.groups, tenant) ?? {};
+    const dynamicGroups = ownValue(dynamic, tenant) ?? {};
     for (const key of sortedKeys(staticGroups, dynamicGroups)) {
-      const s = staticGroups[key];
-      const d = dynamicGroups[key];
+      const s = ownValue(staticGroups, key);
+      const d = ownValue(dynamicGroups, key);
       if (s !== undefined) {
         const restricted =
           d === undefined ? [] : restrictedFieldProblems(config, tenant, key, s, d);

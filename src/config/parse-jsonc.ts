@@ -4,6 +4,7 @@
  * reported as `file:line:column` of the offending key or value.
  */
 import {
+  createScanner,
   findNodeAtLocation,
   getNodePath,
   getNodeValue,
@@ -55,19 +56,58 @@ const MESSAGES: Readonly<Record<string, string>> = {
   InvalidCharacter: "invalid character in string",
 };
 
+/**
+ * Deepest nesting of objects and arrays accepted. Real configs nest about 8 levels; the parser and
+ * the checks recurse, so a hostile file nested thousands deep would overflow the stack.
+ */
+export const MAX_NESTING_DEPTH = 64;
+
+/** jsonc-parser's `SyntaxKind` values (a const enum, which isolated modules cannot import). */
+const TOKEN = { openBrace: 1, closeBrace: 2, openBracket: 3, closeBracket: 4, eof: 17 } as const;
+
+/** Offset of the first bracket nested deeper than {@link MAX_NESTING_DEPTH}, if any. */
+function tooDeepAt(text: string): number | undefined {
+  // Nesting cannot exceed the number of opening brackets: skip the scan for ordinary files.
+  let opening = 0;
+  for (let i = 0; i < text.length && opening <= MAX_NESTING_DEPTH; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) opening++;
+  }
+  if (opening <= MAX_NESTING_DEPTH) return undefined;
+  // The scanner is iterative and skips strings and comments, unlike the recursive parser.
+  const scanner = createScanner(text, true);
+  let depth = 0;
+  for (let t: number = scanner.scan(); t !== TOKEN.eof; t = scanner.scan()) {
+    if (t === TOKEN.openBrace || t === TOKEN.openBracket) {
+      if (++depth > MAX_NESTING_DEPTH) return scanner.getTokenOffset();
+    } else if (t === TOKEN.closeBrace || t === TOKEN.closeBracket) {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+  return undefined;
+}
+
 /** Parses JSONC text; never throws. */
 export function parseJsonc(text: string, file: string): ParsedJsonc {
+  const tooDeep = tooDeepAt(text);
+  if (tooDeep !== undefined) {
+    const doc = documentOf(file, text, undefined);
+    return {
+      doc,
+      syntaxProblems: [
+        {
+          path: "",
+          message: `syntax error: nested deeper than ${MAX_NESTING_DEPTH} levels`,
+          file,
+          ...positionAt(doc, tooDeep),
+        },
+      ],
+      duplicateKeys: [],
+    };
+  }
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
-  const lineStarts = [0];
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) lineStarts.push(i + 1);
-  const doc: JsoncDocument = {
-    file,
-    text,
-    root,
-    value: root === undefined ? undefined : plainJson(getNodeValue(root)),
-    lineStarts,
-  };
+  const doc = documentOf(file, text, root);
   if (
     root === undefined &&
     errors.length > 0 &&
@@ -99,6 +139,18 @@ export function parseJsonc(text: string, file: string): ParsedJsonc {
     return { path: "", message: `syntax error: ${message}`, file, ...positionAt(doc, e.offset) };
   });
   return { doc, syntaxProblems, duplicateKeys: root ? findDuplicateKeys(root) : [] };
+}
+
+function documentOf(file: string, text: string, root: Node | undefined): JsoncDocument {
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) lineStarts.push(i + 1);
+  return {
+    file,
+    text,
+    root,
+    value: root === undefined ? undefined : plainJson(getNodeValue(root)),
+    lineStarts,
+  };
 }
 
 function findDuplicateKeys(root: Node): PathProblem[] {

@@ -35,8 +35,25 @@ export interface ToGrpcErrorOptions {
   method?: string;
 }
 
+/**
+ * Longest status message sent, in UTF-16 code units. Messages may quote a request (an unknown
+ * instance ID), and a status whose trailers outgrow HTTP/2's header limits is never delivered:
+ * grpc-js leaves the call, and every later call on that connection, hanging.
+ */
+export const MAX_STATUS_DETAILS_CHARS = 1_000;
+
+/** `details` cut to {@link MAX_STATUS_DETAILS_CHARS} (never inside a surrogate pair), marked with `…`. */
+export function boundedDetails(details: string): string {
+  if (details.length <= MAX_STATUS_DETAILS_CHARS) return details;
+  let cut = MAX_STATUS_DETAILS_CHARS - 1;
+  const c = details.charCodeAt(cut - 1);
+  if (c >= 0xd800 && c <= 0xdbff) cut--;
+  return `${details.slice(0, cut)}…`;
+}
+
 function serviceError(code: status, details: string): ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
+  const bounded = boundedDetails(details);
+  return Object.assign(new Error(bounded), { code, details: bounded, metadata: new Metadata() });
 }
 
 /**

@@ -163,17 +163,31 @@ describe("s3-server", () => {
     assert.deepEqual(entries, ["l/a", "l/b", "l/c/", "l/d", "l/e/", "l/f"]);
   });
 
-  it("injects 503s, dropped connections and latency on demand", async () => {
-    srv.faults.failNext5xx = 1;
+  it("injects 503s, dropped connections, 409 races and latency on demand", async () => {
+    srv.faults.set({ failNext5xx: 1 });
     assert.equal(await rawPut("f", "x", {}), 503);
     assert.equal(await rawPut("f", "x", {}), 200);
-    srv.faults.resetNext = 1;
+    srv.faults.set({ resetNext: 1 });
     await assert.rejects(rawPut("f", "x", {}));
     assert.equal(await rawPut("f", "x", {}), 200);
-    srv.faults.latencyMs = 150;
+    srv.faults.set({ conflict: 1 });
+    assert.equal(await rawPut("f", "x", {}), 200, "only conditional PUTs race");
+    assert.equal(await rawPut("f-new", "x", { "if-none-match": "*" }), 409);
+    assert.equal(await rawPut("f-new", "x", { "if-none-match": "*" }), 409);
+    srv.faults.clear();
+    assert.equal(await rawPut("f-new", "x", { "if-none-match": "*" }), 200, "409 applied nothing");
+    srv.faults.set({ latencyMs: 150 });
     const started = Date.now();
     assert.equal(await rawPut("f", "x", {}), 200);
-    srv.faults.latencyMs = 0;
+    srv.faults.clear();
     assert.ok(Date.now() - started >= 140, "latency applied");
+  });
+
+  it("a dropped response still applies the write", async () => {
+    srv.faults.set({ dropResponse: 1 });
+    await assert.rejects(rawPut("applied", "written", {}));
+    srv.faults.clear();
+    const out = await client.send(new GetObjectCommand({ Bucket: srv.bucket, Key: "applied" }));
+    assert.equal(await out.Body?.transformToString(), "written");
   });
 });

@@ -5,7 +5,9 @@
  * `If-None-Match: *` (412 when the object exists) and `If-Match: <etag>` (412 when it differs, 404
  * when the object is missing). Every request on one key holds a per-key mutex until its response
  * has been sent, so the check and the write are atomic and reads never see a half-written object
- * (s3rver writes objects in place). A second middleware injects faults on demand.
+ * (s3rver writes objects in place). A second middleware injects the faults of
+ * {@link S3TestServer.faults} (latency, 503s, dropped connections, 409 races) for every client;
+ * for faults seen by one client only, put a storage-faults proxy in front.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import type { Server, ServerResponse } from "node:http";
@@ -15,21 +17,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../../src/shared/sleep.js";
 import { KeyMutex } from "../../src/storage/key-mutex.js";
+import { INJECTED_ANSWERS, StorageFaults, storageRequestOf } from "./storage-faults.js";
 
 /** Bucket the server creates when none is named. */
 export const DEFAULT_S3_TEST_BUCKET = "nstance-test";
 /** The access key pair s3rver accepts out of the box. */
 const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
-
-/** Faults injected into upcoming requests; tests set fields on {@link S3TestServer.faults}. */
-export interface S3ServerFaults {
-  /** Delay before handling each request, in ms. */
-  latencyMs?: number;
-  /** Answer this many upcoming requests with 503 ServiceUnavailable. */
-  failNext5xx?: number;
-  /** Drop the connection of this many upcoming requests without an answer. */
-  resetNext?: number;
-}
 
 /** A running test server. */
 export interface S3TestServer {
@@ -38,8 +31,8 @@ export interface S3TestServer {
   bucket: string;
   /** AWS variables that point createStorage's s3 backend at this server. */
   env: Record<string, string>;
-  /** Mutable fault injection; see {@link S3ServerFaults}. */
-  faults: S3ServerFaults;
+  /** Faults for every client, on command: `faults.set({ latencyMs, errorRate, drop, … })`. */
+  faults: StorageFaults;
   /** Conditional PUTs answered 412 (or 404) so far; for tests. */
   readonly stats: { preconditionFailures: number };
   stop(): Promise<void>;
@@ -49,6 +42,8 @@ export interface S3TestServer {
 export interface S3ServerOptions {
   /** Defaults to {@link DEFAULT_S3_TEST_BUCKET}. */
   bucket?: string;
+  /** The fault switchboard; a new one (no faults) by default. */
+  faults?: StorageFaults;
 }
 
 /** An object as s3rver's store lists it. */
@@ -101,22 +96,36 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3TestS
     vhostBuckets: false,
     configureBuckets: [{ name: bucket }],
   });
-  const faults: S3ServerFaults = {};
+  const faults = opts.faults ?? new StorageFaults();
   const stats = { preconditionFailures: 0 };
   const locks = new KeyMutex();
 
   const injectFaults: KoaMiddleware = async (ctx, next) => {
-    if (faults.latencyMs) await sleep(faults.latencyMs);
-    if (faults.resetNext && faults.resetNext > 0) {
-      faults.resetNext--;
-      ctx.res.socket?.destroy();
-      return;
+    const decision = faults.decide(
+      storageRequestOf(ctx.method, ctx.path, (h) => ctx.get(h) || undefined),
+    );
+    if (decision.delayMs > 0) await sleep(decision.delayMs);
+    switch (decision.action) {
+      case "drop":
+        ctx.res.socket?.destroy();
+        return;
+      case "error":
+      case "conflict": {
+        const a = INJECTED_ANSWERS[decision.action];
+        const err = new S3Error(a.code, a.message);
+        // s3rver's table has no 409 for this code.
+        Object.assign(err, { status: a.status, expose: true });
+        throw err;
+      }
+      case "drop-response":
+        await next();
+        // Koa writes the answer after the middlewares return: the write is applied, never answered.
+        ctx.res.socket?.destroy();
+        return;
+      case "forward":
+        await next();
+        return;
     }
-    if (faults.failNext5xx && faults.failNext5xx > 0) {
-      faults.failNext5xx--;
-      throw new S3Error("ServiceUnavailable", "Injected fault: please reduce your request rate.");
-    }
-    await next();
   };
 
   const conditionalWrites: KoaMiddleware = async (ctx, next) => {

@@ -17,13 +17,23 @@ import { NstanceError } from "../../../shared/errors.js";
 import type { ApiContext } from "../api-context.js";
 import { clientCertTtlMs } from "../client-cert-ttl.js";
 import { requireLeader } from "../require-leader.js";
-import { updateJsonObject } from "../update-json-object.js";
+import { type JsonRecord, updateJsonObject } from "../update-json-object.js";
 import { instanceRecordFromRow, instanceRecordKey } from "./instance-record.js";
 
 /** State shared by RegisterAgent calls of one server. */
 export interface RegisterAgentState {
   /** Instances whose registration is under way, so a concurrent replay of the nonce is refused. */
   inFlight: Set<string>;
+}
+
+/**
+ * The record without `registration_jwt`. The nonce is kept there only so a cache rebuild lets an
+ * unregistered agent still register; once spent it is a credential with no use, and the bucket
+ * must not hold credentials in clear.
+ */
+function withoutSpentNonce(record: JsonRecord): JsonRecord {
+  const { registration_jwt: _spent, ...rest } = record;
+  return rest;
 }
 
 const alreadyUsed = () =>
@@ -92,7 +102,7 @@ export async function registerAgent(
       instanceRecordKey(ctx.prefix, row.tenant, row.id),
       (current) => ({
         // No record yet (a crash between the row and the record): rebuild one from the row.
-        ...(current ?? instanceRecordFromRow(row)),
+        ...withoutSpentNonce(current ?? instanceRecordFromRow(row)),
         ...reported,
         registered_at: at,
         public_key_pem: publicKeyPem,
