@@ -137,7 +137,8 @@ describe("ServerProbes over HTTP", () => {
         }),
       },
       electionEnabled: true,
-      leading: () => (leading ? { reconciler: { queueDepth: 2 } } : undefined),
+      leading: () =>
+        leading ? { reconciler: { queueDepth: 2, massFailureGroups: () => [] } } : undefined,
       grpc: { registration: "127.0.0.1:1", operator: "127.0.0.1:2", agent: "127.0.0.1:3" },
       agents: {
         connections: { size: 1 },

@@ -57,7 +57,9 @@ export interface ServerProbeParts {
     stats: { snapshot(): { stored: number; refused: number; shed: number } };
   };
   /** The current term's reconciler while this server leads. */
-  leading: () => { reconciler: { readonly queueDepth: number } } | undefined;
+  leading: () =>
+    | { reconciler: { readonly queueDepth: number; massFailureGroups(): readonly string[] } }
+    | undefined;
 }
 
 /** Options for {@link ServerProbes}. */
@@ -124,6 +126,7 @@ export class ServerProbes {
         };
       },
       reconcileQueueDepth: () => p.leading?.()?.reconciler.queueDepth,
+      massFailureGroups: () => p.leading?.()?.reconciler.massFailureGroups(),
       instances: () => {
         const db = p.db;
         const cfg = this.#o.config();

@@ -106,6 +106,7 @@ describe("ServerMetrics", () => {
     m.setSources({
       election: () => ({ isLeader: true, term: 12, termsAcquired: 3, termsLost: 2 }),
       reconcileQueueDepth: () => 7,
+      massFailureGroups: () => ["default/web"],
       instances: () => ({
         rows: listLiveInstances(db),
         groups: [
@@ -125,6 +126,7 @@ describe("ServerMetrics", () => {
     assert.equal(v("nstance_leadership_terms_acquired_total"), 3);
     assert.equal(v("nstance_leadership_terms_lost_total"), 2);
     assert.equal(v("nstance_reconcile_queue_depth"), 7);
+    assert.equal(v("nstance_mass_failure_guard_tripped", { group: "default/web" }), 1);
     const web = { tenant: "default", group: "web" };
     assert.equal(v("nstance_instances", { ...web, state: "pending" }), 1);
     assert.equal(v("nstance_instances", { ...web, state: "running" }), 1);

@@ -36,6 +36,8 @@ export interface MetricsSources {
     | undefined;
   /** Events waiting in the reconcile queue (leader only). */
   reconcileQueueDepth?: () => number | undefined;
+  /** Groups (`tenant/group`) whose replacements the mass-failure guard holds back (leader only). */
+  massFailureGroups?: () => readonly string[] | undefined;
   /** The live instance rows and configured groups (leader only: a standby's cache is not kept). */
   instances?: () =>
     | {
@@ -68,6 +70,7 @@ const NAMES = {
   termsAcquired: "nstance_leadership_terms_acquired_total",
   termsLost: "nstance_leadership_terms_lost_total",
   queueDepth: "nstance_reconcile_queue_depth",
+  massFailure: "nstance_mass_failure_guard_tripped",
   reconcileDuration: "nstance_reconcile_duration_seconds",
   reconcileActions: "nstance_reconcile_actions_total",
   providerCalls: "nstance_provider_calls_total",
@@ -170,6 +173,16 @@ export class ServerMetrics {
       registers,
       collect() {
         this.set(sources().reconcileQueueDepth?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: NAMES.massFailure,
+      help: "1 for each group whose replacements the mass-failure guard holds back (leader only).",
+      labelNames: ["group"],
+      registers,
+      collect() {
+        this.reset();
+        for (const group of sources().massFailureGroups?.() ?? []) this.set({ group }, 1);
       },
     });
     this.#reconcileDuration = new Histogram({
