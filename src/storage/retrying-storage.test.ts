@@ -192,17 +192,17 @@ describe("RetryingStorage over real servers", () => {
 
   it("s3: rides out two 503s and a dropped connection", async () => {
     const s = await createStorage({ kind: "s3", bucket: s3.bucket, retry: FAST }, s3.env);
-    s3.faults.failNext5xx = 2;
+    s3.faults.set({ failNext5xx: 2 });
     const etag = await s.put("retry/a", "v", { condition: { ifNoneMatch: "*" } });
-    assert.equal(s3.faults.failNext5xx, 0);
-    s3.faults.resetNext = 1;
+    assert.equal(s3.faults.settings.failNext5xx ?? 0, 0);
+    s3.faults.set({ resetNext: 1 });
     assert.equal((await s.get("retry/a"))?.etag, etag);
-    assert.equal(s3.faults.resetNext, 0);
+    assert.equal(s3.faults.settings.resetNext ?? 0, 0);
   });
 
   it("s3: fails with a transient StorageError when the outage outlasts the attempts", async () => {
     const s = await createStorage({ kind: "s3", bucket: s3.bucket, retry: FAST }, s3.env);
-    s3.faults.failNext5xx = 3;
+    s3.faults.set({ failNext5xx: 3 });
     await assert.rejects(
       s.get("retry/b"),
       (err: unknown) =>
