@@ -17,7 +17,14 @@ function find(dir, out) {
 
 // Slowest first (multi-process suites), so the long files do not all start last and the run's
 // wall time stays close to the total work divided by the concurrency.
-const SLOW_FIRST = ["test/chaos/", "test/e2e/", "test/election/", "test/server/", "test/admin/", "test/"];
+const SLOW_FIRST = [
+  "test/chaos/",
+  "test/e2e/",
+  "test/election/",
+  "test/server/",
+  "test/admin/",
+  "test/",
+];
 const rank = (f) => {
   const i = SLOW_FIRST.findIndex((p) => f.startsWith(p));
   return i === -1 ? SLOW_FIRST.length : i;
