@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * TLS settings for every listener and client: TLS 1.3 only, the cluster CA as the only trust
- * anchor. Registration uses server-authenticated TLS (no client certificate); the agent and
- * operator APIs and the election endpoint use mutual TLS.
+ * anchor. Registration and the election endpoint (it serves only the public leadership record)
+ * use server-authenticated TLS (no client certificate); the agent and operator APIs use mutual TLS.
  */
 import type { SecureServerOptions } from "node:http2";
 import { type ConnectionOptions, createSecureContext, type SecureContextOptions } from "node:tls";
@@ -20,8 +20,8 @@ export interface ServerTlsOptions {
   /** The server's PKCS#8 private key PEM. */
   keyPem: string | Buffer;
   /**
-   * `true`: mutual TLS, a client certificate signed by the CA is required (agent, operator,
-   * election). `false`: anonymous clients (registration).
+   * `true`: mutual TLS, a client certificate signed by the CA is required (agent, operator).
+   * `false`: anonymous clients (registration, the election endpoint).
    */
   requireClientCert: boolean;
 }
