@@ -15,6 +15,34 @@ export const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString("base64");
 
 /** Returns a TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
+  // Below Linux's ephemeral range (32768–60999): a port the kernel hands out for port 0 can be
+  // taken by any outgoing connection (agents, storage clients) before the server binds it, and a
+  // restarted server would race for its port the same way. These ports are never picked for that.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = FIXED_PORT_LOW + Math.floor(Math.random() * (FIXED_PORT_HIGH - FIXED_PORT_LOW));
+    if (handedOut.has(port)) continue;
+    if (await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  return kernelPort();
+}
+
+const FIXED_PORT_LOW = 20_000;
+const FIXED_PORT_HIGH = 32_000;
+/** Ports this test process has handed out (never twice). */
+const handedOut = new Set<number>();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
