@@ -134,10 +134,17 @@ describe("web dashboard in chromium against a local shard", { concurrency: false
     assert.equal(await inPage(page, "localStorage.length"), 0, "nor into localStorage");
 
     // The shard with its leader from the bucket, the group with desired and actual sizes.
+    // The servers column comes from heartbeats (every 5 s): it may still say standby just after
+    // the election, so wait for it to catch up with the leadership record.
     const shard = await until(
       "the shard with its leader",
       async () =>
-        (await rows(page, "shards")).find((r) => r[0] === FLEET_SHARD && r[3] === f.server.id),
+        (await rows(page, "shards")).find(
+          (r) =>
+            r[0] === FLEET_SHARD &&
+            r[3] === f.server.id &&
+            new RegExp(`${f.server.id} \\(leader\\)`).test(r[5] ?? ""),
+        ),
       FLEET_WAIT_MS,
     );
     assert.equal(shard[2], "reachable");
