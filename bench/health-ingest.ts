@@ -10,7 +10,8 @@
  * server runs in a child process; printed per run: reports/s handled, p50/p99 server-side handling
  * latency (arrival → committed to SQLite), server RSS per connected agent, server CPU and
  * event-loop delay. Usage: npx tsx bench/health-ingest.ts [agents ...]   (default: 1000)
- * Env: BENCH_WINDOW_S (measured seconds, default 30), BENCH_WARMUP_S (default 10).
+ * Env: BENCH_WINDOW_S (measured seconds, default 30), BENCH_WARMUP_S (default 10), BENCH_MODES
+ * (`bare,agent` by default; a run with one mode only prints and does not update docs/benchmarks.md).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -48,6 +49,9 @@ const TICK_MS = 20;
  * reports/s. `grpc-js`: a grpc-js client per agent.
  */
 const CLIENT = process.env.BENCH_CLIENT === "grpc-js" ? "grpc-js" : "http2";
+const MODES = (process.env.BENCH_MODES ?? "bare,agent")
+  .split(",")
+  .filter((m): m is Mode => m === "bare" || m === "agent");
 
 type Mode = "bare" | "agent";
 
@@ -430,7 +434,7 @@ async function main(): Promise<void> {
 
     const results: RunResult[] = [];
     for (const n of COUNTS) {
-      for (const mode of ["bare", "agent"] as const) results.push(await run(dir, agents, n, mode));
+      for (const mode of MODES) results.push(await run(dir, agents, n, mode));
     }
 
     const rows = results.map(
@@ -440,6 +444,7 @@ async function main(): Promise<void> {
         `${r.rssIdleMiB.toFixed(0)} → ${r.rssLoadedMiB.toFixed(0)} | ${r.rssPerAgentKiB.toFixed(1)} | ` +
         `${r.cpuPct.toFixed(0)} | ${r.eldP99Ms.toFixed(0)} | ${r.generatorCpuPct.toFixed(0)} | ${r.connectS.toFixed(0)} | ${r.failedStreams} |`,
     );
+    if (MODES.length < 2) return;
     const ratios = COUNTS.map((n) => {
       const bare = results.find((r) => r.agents === n && r.mode === "bare")!;
       const agent = results.find((r) => r.agents === n && r.mode === "agent")!;

@@ -192,10 +192,14 @@ export class HealthStore {
     }
     return new Promise((resolve, reject) => {
       this.#pending.push({ instanceId, report, receivedAt, arrivedPerfMs, resolve, reject });
-      if (this.#pending.length >= this.#flushMaxBatch) {
-        clearTimeout(this.#flushTimer);
-        this.#flushTimer = undefined;
-        setImmediate(() => this.flush());
+      // Flush from here, not only from the timer: with thousands of busy streams the event loop
+      // stays in its I/O phase for seconds and timers fire late (see docs/benchmarks.md).
+      const oldest = this.#pending[0]!.arrivedPerfMs;
+      if (
+        this.#pending.length >= this.#flushMaxBatch ||
+        arrivedPerfMs - oldest >= this.#flushIntervalMs
+      ) {
+        this.flush();
       } else if (!this.#flushTimer) {
         this.#flushTimer = setTimeout(() => this.flush(), this.#flushIntervalMs);
       }
