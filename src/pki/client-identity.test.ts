@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import fc from "fast-check";
 import { NstanceError } from "../shared/errors.js";
 import {
   type CertificateAuthority,
@@ -101,4 +102,73 @@ describe("parseClientIdentity", () => {
     rejects("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", /cannot be parsed/);
     assert.throws(() => parseClientIdentity(Buffer.from("junk")), /cannot be parsed/);
   });
+
+  it("reads the same fields as @peculiar/x509 (serials, names, times, string types)", async () => {
+    const cases: Array<[x509.JsonName, string]> = [
+      [[{ CN: ["web06h0hz4pysves9f77ea5m8smjm"] }, { O: ["default"] }], "agent"],
+      [[{ O: ["t-2"] }, { CN: ["op-ñ-ü"] }, { OU: ["ignored"] }], "operator"],
+      [[{ CN: ["x".repeat(200)] }, { O: ["tenant"] }], "agent"],
+    ];
+    for (const [subject, role] of cases) {
+      for (let i = 0; i < 20; i++) {
+        const pem = await craftWithSerial(subject, role, i);
+        const ref = new x509.X509Certificate(pem);
+        const id = parseClientIdentity(pem);
+        assert.equal(id.serial, ref.serialNumber.toLowerCase());
+        assert.equal(id.notAfter.getTime(), ref.notAfter.getTime());
+        assert.equal(id.clientId, ref.subjectName.getField("CN")[0]);
+        assert.equal(id.tenant, ref.subjectName.getField("O")[0]);
+        assert.equal(id.role, role);
+        assert.deepEqual(parseClientIdentity(new Uint8Array(ref.rawData)), id);
+      }
+    }
+  });
+
+  it("never throws anything but unauthenticated for a mutated certificate", async () => {
+    const der = Buffer.from(
+      new x509.X509Certificate(
+        await craft([{ CN: ["i1"] }, { O: ["t1"] }], [roleExtension("agent")]),
+      ).rawData,
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(der.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.nat(der.length),
+        (edits, cut) => {
+          const b = Buffer.from(der.subarray(0, Math.max(cut, 1)));
+          for (const [at, v] of edits) if (at < b.length) b[at] = v;
+          try {
+            const id = parseClientIdentity(b);
+            assert.equal(typeof id.clientId, "string");
+          } catch (err) {
+            assert.ok(err instanceof NstanceError && err.code === "unauthenticated", String(err));
+          }
+        },
+      ),
+      { numRuns: 3000, seed: 20_261_123 },
+    );
+  });
+
+  /** A certificate with a serial that varies in length and in its high bit. */
+  async function craftWithSerial(subject: x509.JsonName, role: string, i: number): Promise<string> {
+    const publicKey = await toCryptoKey(
+      parseEd25519PublicKey(generateEd25519KeyPair().publicKeyPem),
+    );
+    const serial = ["7f", "01", "ff", "80"][i % 4]! + "a5".repeat(i % 17);
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: serial,
+      subject,
+      issuer: ca.cert.subjectName,
+      notBefore: new Date(Date.UTC(2049 + (i % 3), i % 12, 1 + i, i, i, i)),
+      notAfter: new Date(Date.UTC(2049 + (i % 3), i % 12, 2 + i, i, i, i)),
+      publicKey,
+      signingKey: ca.signingKey,
+      signingAlgorithm: { name: "Ed25519" },
+      extensions: [roleExt(i % 2 === 0 ? 0x0c : 0x13, role)],
+    });
+    return cert.toString("pem");
+  }
 });

@@ -10,7 +10,7 @@ import type { ClientRole } from "../../pki/role-extension.js";
 import { type CallWithAuthContext, peerCertificate } from "../../protocol/peer-certificate.js";
 import { NstanceError } from "../../shared/errors.js";
 
-/** Parsed identities kept, by certificate fingerprint (parsing one costs about 10 ms). */
+/** Parsed identities kept, by certificate fingerprint (see bench/client-identity.ts). */
 export const DEFAULT_IDENTITY_CACHE_SIZE = 4096;
 
 /** Options for {@link Authenticator}. */
