@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Test support: the chaos soak's checks that read what the servers left behind (logs, SQLite
- * caches, the bucket). Each returns its violations (empty when the invariant holds).
+ * caches, the storage objects). Each returns its violations (empty when the invariant holds).
  */
-import { readdir, readFile } from "node:fs/promises";
-import { join, relative } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { type ParseError, parse } from "jsonc-parser";
+import type { ObjectStorage } from "../../src/storage/object-storage.js";
 import type { FleetDecision } from "../e2e/local-fleet-fixture.js";
 
 /** One `Leader action` log line of a server. */
@@ -86,26 +85,24 @@ export function checkSqliteIntegrity(path: string): string[] {
   }
 }
 
-/** Every `.json` / `.jsonc` object under the bucket directory parses; returns violations and the count. */
+/**
+ * Every `.json` / `.jsonc` object in the storage parses (read through the storage itself, e.g. the
+ * S3 test server); returns violations and the count.
+ */
 export async function checkStorageParses(
-  bucket: string,
+  storage: ObjectStorage,
 ): Promise<{ violations: string[]; objects: number }> {
   const violations: string[] = [];
   let objects = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) {
-        await walk(p);
-        continue;
-      }
-      if (!e.name.endsWith(".json") && !e.name.endsWith(".jsonc")) continue;
-      objects++;
-      const errors: ParseError[] = [];
-      parse(await readFile(p, "utf8"), errors, { allowTrailingComma: true });
-      if (errors.length > 0) violations.push(`${relative(bucket, p)} does not parse`);
-    }
-  };
-  await walk(bucket);
+  for (const info of await storage.list("")) {
+    if (!info.key.endsWith(".json") && !info.key.endsWith(".jsonc")) continue;
+    const obj = await storage.get(info.key);
+    // Deleted between the list and the read (GC): nothing to parse.
+    if (!obj) continue;
+    objects++;
+    const errors: ParseError[] = [];
+    parse(obj.body.toString("utf8"), errors, { allowTrailingComma: true });
+    if (errors.length > 0) violations.push(`${info.key} does not parse`);
+  }
   return { violations, objects };
 }
