@@ -32,7 +32,7 @@ export function addGlobalOptions(program: Command): void {
   program
     .option(
       "--servers <list>",
-      `operator API of each shard: shard=host:port,... (env ${ADMIN_ENV.servers})`,
+      `operator API of each shard: shard=host:port,...; list a shard once per server of its HA set (env ${ADMIN_ENV.servers})`,
     )
     .option("--shard <id>", `shard to act on (env ${ADMIN_ENV.shard})`)
     .option("--all-shards", "act on every shard in --servers", false)
@@ -41,7 +41,11 @@ export function addGlobalOptions(program: Command): void {
       `operator identity: ca.crt, identity.key, identity.crt (env ${ADMIN_ENV.identityDir}, default ${DEFAULT_IDENTITY_DIR})`,
     )
     .option("--json", "print JSON instead of tables", false)
-    .option("--timeout <duration>", "time allowed for each call (Go duration)", DEFAULT_TIMEOUT)
+    .option(
+      "--timeout <duration>",
+      "time allowed for each call, retries on another server included (Go duration)",
+      DEFAULT_TIMEOUT,
+    )
     .option("-v, --debug", "log debug details to stderr", false);
 }
 

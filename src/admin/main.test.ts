@@ -398,7 +398,7 @@ describe("nstance-admin group and config commands", () => {
       downServers,
       "--all-shards",
       "--timeout",
-      "10s",
+      "2s",
     ]);
     assert.equal(code, 3);
     assert.match(io.out(), /^us-west-2a +web/m);
@@ -417,6 +417,8 @@ describe("nstance-admin group and config commands", () => {
       downServers,
       "--all-shards",
       "--json",
+      "--timeout",
+      "2s",
     ]);
     assert.equal(code, 3);
     const doc = JSON.parse(io.out()) as {

@@ -34,6 +34,7 @@ import { effectiveAdvertise, effectiveBinds } from "./advertise.js";
 import { AgentService } from "./agent-service/service.js";
 import type { TermReconciler } from "./api/api-context.js";
 import { startApiServers } from "./api/grpc-servers.js";
+import { LeaderOperatorAddresses } from "./api/leader-operator-addresses.js";
 import { type LoadedConfig, loadConfigWithRetry } from "./config-loader.js";
 import { ConfigStore } from "./config-store.js";
 import { detectionSettings, massFailureGuard } from "./detection/detection-settings.js";
@@ -422,6 +423,9 @@ export async function runServer(
     // 6. The gRPC API on every server: standbys answer reads and refuse writes naming the leader.
     // As `cluster.secrets` says (provider and prefix); validation made sure object-storage has a key.
     const secrets = createSecretsStore(config.cluster.secrets, { storage, encryptionKey, logger });
+    // A standby's "not the shard leader" names the leader's Operator address (from its heartbeat).
+    const operatorAddresses = new LeaderOperatorAddresses({ source: registry, logger });
+    closer.add("leader operator addresses", () => operatorAddresses.stop());
     const apiCtx = {
       clusterId: config.cluster.id,
       shard: settings.shard,
@@ -430,7 +434,7 @@ export async function runServer(
       storage,
       configStore,
       identity: identity.identity,
-      leadership: el,
+      leadership: operatorAddresses.wrap(el),
       secrets,
       reconciler: () => termReconciler,
       drainNotifier,
@@ -464,7 +468,12 @@ export async function runServer(
       },
       logger,
     });
-    closer.add("gRPC API", () => api.stop(config.shard.shutdownTimeoutMs));
+    // Stopping the listeners lets in-flight calls finish; the agents' long-lived streams are ended
+    // at the same time (agents.stop), so the stop takes as long as those calls, not the whole
+    // shutdown_timeout (the upper bound).
+    closer.add("gRPC API", async () => {
+      await Promise.all([api.stop(config.shard.shutdownTimeoutMs), agents.stop()]);
+    });
     logger.info("API listening", { ...api.addresses });
     probes.attach({ grpc: { ...api.addresses } });
     if (electionCfg.enabled) {

@@ -3,8 +3,8 @@
  * Test support for the rolling-upgrade test (issue 8): an HA pair of real `nstance-server`
  * processes for one shard on file storage with the `local` provider (real agents, as in
  * {@link LocalFleet}), each server with its own cache; an {@link OperatorLoop} that keeps making
- * changes through the in-process admin CLI, as an operator would, following the leader named in
- * "not the shard leader" refusals; and a {@link LeadershipSampler} that counts leaders.
+ * changes through the in-process admin CLI with both servers in `--servers`, as an operator
+ * would; and a {@link LeadershipSampler} that counts leaders.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -163,6 +163,22 @@ export class HaFleet {
     ]);
   }
 
+  /**
+   * Runs a shard command with `--servers` naming both servers (the pair's HA set, s1 first), as
+   * an operator of the pair would.
+   */
+  pairAdmin(...argv: string[]): Promise<AdminRun> {
+    return this.admin([
+      ...argv,
+      "--servers",
+      this.servers.map((s) => `${FLEET_SHARD}=localhost:${s.ports.operator}`).join(","),
+      "--identity-dir",
+      this.identityDir,
+      "--timeout",
+      "30s",
+    ]);
+  }
+
   /** A read-only handle on a server's SQLite cache, or undefined while it has none. */
   db(s: ShardServer): Db | undefined {
     let db = this.#dbs.get(s.id);
@@ -256,103 +272,60 @@ abstract class BackgroundLoop {
   }
 }
 
-/** One attempt of an operator call. */
-export interface OperatorAttempt {
-  at: number;
-  /** The server called. */
-  target: string;
-  code: number;
-  err: string;
-}
-
-/** One operator change and every attempt it took. */
+/** One operator change: a single `nstance-admin group create` run. */
 export interface OperatorCall {
   seq: number;
   group: string;
-  attempts: OperatorAttempt[];
-  /** When it was acknowledged; undefined while it is not. */
-  ackAt?: number;
-  /** Acknowledged as `already_exists` on a retry: an earlier attempt had applied it. */
-  ackByExisting?: boolean;
+  /** When the run started and ended. */
+  startedAt: number;
+  endedAt?: number;
+  /** Exit code and stderr of the run (undefined while it runs). */
+  code?: number;
+  err?: string;
 }
 
 /** Options for {@link OperatorLoop}. */
 export interface OperatorLoopOptions {
   fleet: HaFleet;
-  /** The server the operator first talks to. */
-  first: ShardServer;
   /** Pause between two calls. */
   intervalMs: number;
-  /** Give up a call after this long (a lost call then shows as unacknowledged). */
-  callTimeoutMs: number;
 }
 
-const NOT_LEADER = /not the shard leader/;
-const LEADER_HINT = /the leader is (\S+) at/;
-/** Exit code of the admin for an unreachable or unanswering server. */
-const EXIT_UNAVAILABLE = 3;
-
 /**
- * Creates dynamic groups `op-{seq}` (size 0, var `seq`) one after another through the admin CLI.
- * A refused call is retried while its error is retryable: `unavailable` (exit code 3: the server
- * is stopping, restarting or handing over) or FAILED_PRECONDITION "not the shard leader", after
- * which the operator switches to the server the refusal names. Any other failure is final.
+ * Creates dynamic groups `op-{seq}` (size 0, var `seq`) one after another through the admin CLI,
+ * as an operator would, with `--servers` naming both servers of the pair. Each call runs once: the
+ * loop does not retry; finding the leader during a handover is the admin client's job.
  */
 export class OperatorLoop extends BackgroundLoop {
   /** Every call so far, in order. */
   readonly calls: OperatorCall[] = [];
   protected readonly pauseMs: number;
   readonly #o: OperatorLoopOptions;
-  #target: ShardServer;
 
   constructor(opts: OperatorLoopOptions) {
     super();
     this.#o = opts;
-    this.#target = opts.first;
     this.pauseMs = opts.intervalMs;
   }
 
   protected async step(): Promise<void> {
-    await this.#call(this.calls.length + 1);
-  }
-
-  async #call(seq: number): Promise<void> {
-    const call: OperatorCall = { seq, group: `op-${seq}`, attempts: [] };
+    const seq = this.calls.length + 1;
+    const call: OperatorCall = { seq, group: `op-${seq}`, startedAt: Date.now() };
     this.calls.push(call);
-    const giveUpAt = Date.now() + this.#o.callTimeoutMs;
-    while (Date.now() < giveUpAt) {
-      const target = this.#target;
-      const r = await this.#o.fleet.shardAdmin(
-        target,
-        "group",
-        "create",
-        call.group,
-        "--template",
-        FLEET_GROUP,
-        "--size",
-        "0",
-        "--var",
-        `seq=${seq}`,
-      );
-      call.attempts.push({ at: Date.now(), target: target.id, code: r.code, err: r.err.trim() });
-      if (r.code === 0) {
-        call.ackAt = Date.now();
-        return;
-      }
-      if (call.attempts.length > 1 && /already exists/.test(r.err)) {
-        call.ackAt = Date.now();
-        call.ackByExisting = true;
-        return;
-      }
-      if (NOT_LEADER.test(r.err)) {
-        const hint = LEADER_HINT.exec(r.err)?.[1];
-        const next = this.#o.fleet.servers.find((s) => s.id === hint);
-        if (next) this.#target = next;
-      } else if (r.code !== EXIT_UNAVAILABLE) {
-        return; // not retryable: the call failed for good
-      }
-      await sleep(250);
-    }
+    const r = await this.#o.fleet.pairAdmin(
+      "group",
+      "create",
+      call.group,
+      "--template",
+      FLEET_GROUP,
+      "--size",
+      "0",
+      "--var",
+      `seq=${seq}`,
+    );
+    call.endedAt = Date.now();
+    call.code = r.code;
+    call.err = r.err.trim();
   }
 }
 

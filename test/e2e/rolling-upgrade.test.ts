@@ -2,10 +2,12 @@
 // Issue 8 "Done when": a rolling upgrade of an HA pair, following docs/operations.md ("Rolling
 // upgrade of an HA pair") step by step: the standby is restarted first (SIGTERM, same ID and
 // cache), then the leader, which resigns so that the upgraded standby takes over. Meanwhile an
-// operator keeps creating groups through the admin CLI. Checked: no instance of the static group
-// is replaced (same IDs, same agent processes, no create/drain/delete decision), no operator call
-// is lost (each is acknowledged, after retryable refusals only, and is present on the new
-// leader), the agents keep reporting, and never more than one leader.
+// operator keeps creating groups through the admin CLI with both servers in `--servers` and no
+// retry of its own. Checked: no instance of the static group is replaced (same IDs, same agent
+// processes, no create/drain/delete decision), no operator call fails (every run exits 0, also
+// the ones started while the leader stops and before the standby has taken over, and its change
+// is present on the new leader), the leader stops quickly, the agents keep reporting, and never
+// more than one leader.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -33,8 +35,11 @@ import {
 const SIZE = 3;
 /** Pause between two operator calls. */
 const OPERATOR_INTERVAL_MS = 700;
-/** An operator call not acknowledged within this long counts as lost. */
-const CALL_TIMEOUT_MS = 60_000;
+/**
+ * Upper bound of a graceful leader stop: shard.shutdown_timeout (5 s) plus headroom. A stop that
+ * waits for long-lived streams takes the whole shutdown_timeout; the diagnostic shows the figure.
+ */
+const LEADER_STOP_BOUND_MS = 25_000;
 /** Decisions that replace, drain or remove an instance, or add a new one. */
 const ACTING = /create|delete|drain|replace|vanish/;
 
@@ -42,6 +47,11 @@ interface ClusterView {
   role?: string;
   term?: number;
   cluster?: { leader_id?: string | null; healthy_servers?: number };
+}
+
+/** `group create` arguments for a size-0 group of the static group's template. */
+function createArgs(key: string): string[] {
+  return ["group", "create", key, "--template", FLEET_GROUP, "--size", "0"];
 }
 
 async function clusterOf(s: ShardServer): Promise<ClusterView | undefined> {
@@ -98,12 +108,7 @@ describe("rolling upgrade of an HA pair", { concurrency: false }, () => {
     sampler.start();
     leaders = new LeadershipSampler(ha.servers);
     leaders.start();
-    operator = new OperatorLoop({
-      fleet: ha,
-      first: leader,
-      intervalMs: OPERATOR_INTERVAL_MS,
-      callTimeoutMs: CALL_TIMEOUT_MS,
-    });
+    operator = new OperatorLoop({ fleet: ha, intervalMs: OPERATOR_INTERVAL_MS });
     operator.start();
   });
 
@@ -146,9 +151,16 @@ describe("rolling upgrade of an HA pair", { concurrency: false }, () => {
     ha.closeDb(old);
     const firstLine = old.proc.logs.length;
     leaderStopAt = Date.now();
-    const code = await old.proc.stop("SIGTERM", 30_000);
+    const stopping = old.proc.stop("SIGTERM", 30_000);
+    // Calls made while the leader stops and right after it exited, before the takeover is seen:
+    // the admin client finds the leader on its own.
+    const during = await ha.pairAdmin(...createArgs("during-stop"));
+    const code = await stopping;
     assert.equal(code, 0, "the leader exits cleanly");
     const stoppedAt = Date.now();
+    const afterExit = await ha.pairAdmin(...createArgs("after-exit"));
+    assert.equal(during.code, 0, `a call during the leader's stop: ${during.err}`);
+    assert.equal(afterExit.code, 0, `a call after the leader exited: ${afterExit.err}`);
     assert.ok(
       old.proc.logs.some((l) => l.msg === "Leadership released"),
       `the leader released its lease${ha.recent()}`,
@@ -166,7 +178,9 @@ describe("rolling upgrade of an HA pair", { concurrency: false }, () => {
     for (const l of old.history.at(-2)!.logs.slice(firstLine)) {
       t.diagnostic(`${old.id} stopping: ${String(l.time ?? "")} ${String(l.msg ?? l.raw)}`);
     }
-    t.diagnostic(`leader stop took ${stoppedAt - t0} ms; takeover ${tookOverMs} ms after exit`);
+    const stopMs = stoppedAt - t0;
+    t.diagnostic(`leader stop took ${stopMs} ms; takeover ${tookOverMs} ms after exit`);
+    assert.ok(stopMs < LEADER_STOP_BOUND_MS, `leader stop took ${stopMs} ms`);
     // A takeover on a released lease takes about one frequent_interval (1 s), not one lease (6 s).
     assert.ok(tookOverMs < 30_000, `takeover took ${tookOverMs} ms`);
   });
@@ -224,34 +238,21 @@ describe("rolling upgrade of an HA pair", { concurrency: false }, () => {
     // Two more calls against the upgraded pair, then stop the operator.
     const n = operator.calls.length;
     await pollUntil(
-      "two more acknowledged calls",
-      () => operator.calls.slice(n).filter((c) => c.ackAt !== undefined).length >= 2,
+      "two more finished calls",
+      () => operator.calls.slice(n).filter((c) => c.endedAt !== undefined).length >= 2,
     );
     await operator.stop();
     const calls = operator.calls;
-    const refused = calls.flatMap((c) => c.attempts.filter((a) => a.code !== 0));
-    t.diagnostic(
-      `${calls.length} calls, ${refused.length} refused attempts, ${calls.filter((c) => c.ackByExisting).length} acknowledged as already existing`,
+    const during = calls.filter(
+      (c) => (c.endedAt ?? 0) >= leaderStopAt && c.startedAt <= upgradedAt,
     );
-    const slowest = Math.max(...calls.map((c) => (c.ackAt ?? Date.now()) - c.attempts[0]!.at));
-    t.diagnostic(`longest wait for an acknowledgement: ${slowest} ms`);
-    const kinds = new Map<string, number>();
-    for (const a of refused) {
-      const kind = `${a.target}, exit ${a.code}: ${a.err.replace(/\d+/g, "N")}`;
-      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-    }
-    for (const [kind, count] of kinds) t.diagnostic(`refused ${count}x (${kind})`);
-    const lost = calls.filter((c) => c.ackAt === undefined);
-    assert.deepEqual(lost, [], "every call acknowledged");
-    for (const a of refused) {
-      // Restarting the standby disturbs no operator call; stopping the leader refuses some.
-      assert.ok(a.at >= leaderStopAt, `refused before the leader stopped: ${a.err}`);
-      assert.ok(
-        a.code === 3 || /not the shard leader/.test(a.err),
-        `a refusal is retryable (unavailable or not-leader): exit ${a.code}: ${a.err}`,
-      );
-    }
-    // Every acknowledged change is there, read from the new leader.
+    const slowest = Math.max(...calls.map((c) => (c.endedAt ?? Date.now()) - c.startedAt));
+    t.diagnostic(
+      `${calls.length} calls, ${during.length} of them during the leader's restart; slowest ${slowest} ms`,
+    );
+    const failed = calls.filter((c) => c.code !== 0);
+    assert.deepEqual(failed, [], "every operator call exits 0");
+    // Every change is there, read from the new leader: the loop's and step 2's.
     const r = await ha.shardAdmin(leader, "group", "list", "--json");
     assert.equal(r.code, 0, r.err);
     const groups = (
@@ -266,6 +267,12 @@ describe("rolling upgrade of an HA pair", { concurrency: false }, () => {
       assert.ok(g, `${c.group} present on the new leader`);
       assert.equal(g.vars.seq, String(c.seq));
       assert.equal(g.size, 0);
+    }
+    for (const key of ["during-stop", "after-exit"]) {
+      assert.ok(
+        groups.some((g) => g.key === key),
+        `${key} present on the new leader`,
+      );
     }
   });
 

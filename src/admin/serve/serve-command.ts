@@ -17,7 +17,7 @@ import {
 } from "../commands/cluster-storage.js";
 import { ADMIN_ENV, globalSettings } from "../global-options.js";
 import { loadOperatorIdentity } from "../service/operator-identity.js";
-import { parseServers, type ShardServer } from "../service/shard-servers.js";
+import { formatServers, parseServers, type ShardServer } from "../service/shard-servers.js";
 import { UsageError } from "../usage-error.js";
 import { DEFAULT_ADMIN_BIND, DEFAULT_ADMIN_RATE_LIMIT } from "./admin-http-server.js";
 import { AdminServe } from "./admin-serve.js";
@@ -176,7 +176,7 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     }
     const lines = [
       `nstance-admin serve: dashboard and API at ${info.url}`,
-      `  shards:       ${shardServers.map((s) => `${s.shard}=${s.address}`).join(", ")}`,
+      `  shards:       ${formatServers(shardServers).replaceAll(",", ", ")}`,
       `  tokens:       ${tokenFiles.map((t) => `${t.name} (${t.path})`).join(", ")}; read on every request`,
       info.selfSigned
         ? `  certificate:  self-signed for ${info.selfSigned.hosts.join(", ")}\n  fingerprint:  SHA-256 ${info.selfSigned.fingerprint256}`

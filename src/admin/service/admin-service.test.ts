@@ -44,8 +44,14 @@ describe("AdminService", () => {
     await Promise.all([s1.stop(), s2.stop()]);
   });
 
-  const service = (list = servers, id = identity): AdminService =>
-    new AdminService({ servers: list, identity: id, timeoutMs: 10_000, logger: silentLogger });
+  const service = (list = servers, id = identity, timeoutMs = 10_000): AdminService =>
+    new AdminService({
+      servers: list,
+      identity: id,
+      timeoutMs,
+      retryWindowMs: 1_000,
+      logger: silentLogger,
+    });
 
   it("lists the groups of the certificate's tenant on every shard, labelled by shard", async () => {
     s1.addGroup({ key: "web", size: 2, actualSize: 1, providerIds: ["i-1"] });
@@ -215,5 +221,107 @@ describe("AdminService", () => {
     } finally {
       await svc.stop();
     }
+  });
+
+  describe("an HA set (a shard listed more than once)", () => {
+    let standby: FakeOperatorServer;
+    let leader: FakeOperatorServer;
+
+    before(async () => {
+      standby = await new FakeOperatorServer().start(pki);
+      leader = await new FakeOperatorServer().start(pki);
+    });
+
+    after(async () => {
+      await Promise.all([standby.stop(), leader.stop()]);
+    });
+
+    it("moves past a server that refuses connections", async () => {
+      const svc = service([
+        { shard: "ha", address: downAddress, addresses: [downAddress, leader.address] },
+      ]);
+      try {
+        const [r] = await svc.createGroup({ shard: "ha" }, { key: "g1", template: "t", size: 1 });
+        assert.ok(r?.ok, r && !r.ok ? r.error.message : "");
+        assert.equal(r.address, leader.address, "the result names the address that answered");
+        assert.equal(leader.groups.get("default/g1")?.size, 1);
+      } finally {
+        await svc.stop();
+      }
+    });
+
+    it("follows a standby's refusal to the leader and keeps calling the leader", async () => {
+      standby.notLeaderMessage = `not the shard leader; the leader is s2 (operator ${leader.address})`;
+      const svc = service([
+        { shard: "ha", address: standby.address, addresses: [standby.address, leader.address] },
+      ]);
+      try {
+        const [first] = await svc.createGroup(
+          { shard: "ha" },
+          { key: "g2", template: "t", size: 2 },
+        );
+        assert.ok(first?.ok, first && !first.ok ? first.error.message : "");
+        assert.equal(first.address, leader.address);
+        assert.deepEqual(standby.calls, ["ListGroups", "UpsertGroup"], "refused, nothing applied");
+        assert.equal(standby.groups.size, 0);
+        assert.equal(leader.groups.get("default/g2")?.size, 2);
+        const [second] = await svc.scaleGroup({ shard: "ha" }, "g2", 3);
+        assert.ok(second?.ok);
+        assert.deepEqual(
+          standby.calls,
+          ["ListGroups", "UpsertGroup"],
+          "the leader is called first",
+        );
+        assert.equal(leader.groups.get("default/g2")?.size, 3);
+      } finally {
+        standby.notLeaderMessage = undefined;
+        await svc.stop();
+      }
+    });
+
+    it("retries while no server leads, until the retry window ends", async () => {
+      standby.notLeaderMessage = "not the shard leader; no leader elected yet";
+      leader.notLeaderMessage = "not the shard leader; no leader elected yet";
+      const svc = service([
+        { shard: "ha", address: standby.address, addresses: [standby.address, leader.address] },
+      ]);
+      const before = standby.calls.length + leader.calls.length;
+      try {
+        const t0 = Date.now();
+        const [r] = await svc.deleteGroup({ shard: "ha" }, "g2");
+        assert.ok(r && !r.ok);
+        assert.equal(r.error.code, "precondition_failed");
+        assert.match(r.error.message, /no leader elected yet/);
+        assert.ok(standby.calls.length + leader.calls.length - before >= 4, "several passes");
+        assert.ok(Date.now() - t0 >= 600, "backed off between passes");
+        assert.ok(leader.groups.has("default/g2"), "nothing deleted");
+      } finally {
+        standby.notLeaderMessage = undefined;
+        leader.notLeaderMessage = undefined;
+        await svc.stop();
+      }
+    });
+
+    it("does not retry a call whose outcome is unknown, and says so", async () => {
+      const svc = service(
+        [{ shard: "ha", address: standby.address, addresses: [standby.address, leader.address] }],
+        identity,
+        1,
+      );
+      const before = leader.calls.length;
+      try {
+        const [r] = await svc.deleteGroup({ shard: "ha" }, "g2");
+        assert.ok(r && !r.ok);
+        assert.equal(r.error.code, "deadline_exceeded");
+        assert.equal(r.address, standby.address);
+        assert.match(
+          r.error.message,
+          new RegExp(`^shard ha \\(${standby.address}\\): DeleteGroup: outcome unknown`),
+        );
+        assert.equal(leader.calls.length, before, "not sent to the other server");
+      } finally {
+        await svc.stop();
+      }
+    });
   });
 });

@@ -27,15 +27,37 @@ import type {
 } from "../../protocol/gen/nstance/v1/operator.js";
 import { OperatorServiceClient } from "../../protocol/gen/nstance/v1/operator.js";
 import { fromGrpcError } from "../../protocol/to-grpc-error.js";
+import type { BackoffOptions } from "../../shared/backoff.js";
 import { NstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
-import { callUnary, type StartUnaryCall } from "./grpc-call.js";
+import { sleep } from "../../shared/sleep.js";
+import { CallError, callUnary, type StartUnaryCall } from "./grpc-call.js";
 import type { OperatorIdentityPem } from "./operator-identity.js";
 import { RemoteError } from "./remote-error.js";
-import { type ShardSelection, type ShardServer, selectShards } from "./shard-servers.js";
+import {
+  DEFAULT_RETRY_BACKOFF,
+  DEFAULT_RETRY_WINDOW_MS,
+  leaderHint,
+  nextAttempt,
+} from "./retry-policy.js";
+import {
+  type ShardSelection,
+  type ShardServer,
+  selectShards,
+  shardAddresses,
+} from "./shard-servers.js";
 
 /** Time allowed for each RPC when the caller sets none (the reference's 30 s). */
 export const DEFAULT_ADMIN_TIMEOUT_MS = 30_000;
+
+/**
+ * Channel options of the admin client: a server that refused a connection is dialled again within
+ * 2 s (grpc-js would otherwise wait up to 120 s), so a restarted server is found quickly.
+ */
+export const ADMIN_CHANNEL_OPTIONS: Partial<ChannelOptions> = {
+  "grpc.initial_reconnect_backoff_ms": 200,
+  "grpc.max_reconnect_backoff_ms": 2_000,
+};
 
 /** A group as the Operator API reports it. */
 export interface GroupInfo {
@@ -111,12 +133,19 @@ export type ShardResult<T> =
 
 /** Options for {@link AdminService}. */
 export interface AdminServiceOptions {
-  /** Every shard's Operator API address (`--servers`). */
+  /** Every shard's Operator API addresses (`--servers`). */
   servers: readonly ShardServer[];
   /** The operator identity: CA to trust, client key and certificate. */
   identity: OperatorIdentityPem;
   /** Deadline of each RPC. Defaults to {@link DEFAULT_ADMIN_TIMEOUT_MS}. */
   timeoutMs?: number;
+  /**
+   * How long a call that certainly did not run is retried on the shard's addresses, in all.
+   * Defaults to `timeoutMs` (`--timeout`), else DEFAULT_RETRY_WINDOW_MS.
+   */
+  retryWindowMs?: number;
+  /** Pause after each full pass over a shard's addresses; defaults to DEFAULT_RETRY_BACKOFF. */
+  retryBackoff?: BackoffOptions;
   /** Extra grpc-js channel options (tests). */
   channelOptions?: Partial<ChannelOptions>;
   logger: Logger;
@@ -145,7 +174,12 @@ export class AdminService {
   readonly #timeoutMs: number;
   readonly #channelOptions: Partial<ChannelOptions>;
   readonly #logger: Logger;
+  readonly #retryWindowMs: number;
+  readonly #retryBackoff: BackoffOptions;
+  /** Per client address. */
   readonly #clients = new Map<string, OperatorServiceClient>();
+  /** Per shard: the address that last answered a call (tried first next time). */
+  readonly #answered = new Map<string, string>();
   #stopped = false;
 
   constructor(opts: AdminServiceOptions) {
@@ -155,6 +189,8 @@ export class AdminService {
     this.#servers = [...opts.servers];
     this.#identity = opts.identity;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS;
+    this.#retryWindowMs = opts.retryWindowMs ?? opts.timeoutMs ?? DEFAULT_RETRY_WINDOW_MS;
+    this.#retryBackoff = opts.retryBackoff ?? DEFAULT_RETRY_BACKOFF;
     this.#channelOptions = opts.channelOptions ?? {};
     this.#logger = opts.logger;
   }
@@ -251,6 +287,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         await callUnary<Empty>(
+          "DeleteGroup",
           (o, cb) => c.deleteGroup({ key }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -270,6 +307,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         const res = await callUnary<GetConfigStatusResponse>(
+          "GetConfigStatus",
           (o, cb) => c.getConfigStatus({}, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -289,6 +327,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         const res = await callUnary<RefreshConfigResponse>(
+          "RefreshConfig",
           (o, cb) => c.refreshConfig({}, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -313,6 +352,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         await callUnary<Empty>(
+          "PutSecret",
           (o, cb) => c.putSecret({ name, value }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -329,6 +369,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         const res = await callUnary<ListSecretsResponse>(
+          "ListSecrets",
           (o, cb) => c.listSecrets({}, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -349,6 +390,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         await callUnary<Empty>(
+          "DeleteSecret",
           (o, cb) => c.deleteSecret({ name }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -369,6 +411,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         const res = await callUnary<ListInstancesResponse>(
+          "ListInstances",
           (o, cb) => c.listInstances({ group: group ?? "" }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -389,11 +432,13 @@ export class AdminService {
       selection,
       async (c, s) => {
         const st = await callUnary<GetInstanceStatusResponse>(
+          "GetInstanceStatus",
           (o, cb) => c.getInstanceStatus({ instanceId }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
         );
         const h = await callUnary<GetInstanceHistoryResponse>(
+          "GetInstanceHistory",
           (o, cb) => c.getInstanceHistory({ instanceId }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -421,6 +466,7 @@ export class AdminService {
       selection,
       (c, s) =>
         callUnary<CreateInstanceResponse>(
+          "CreateInstance",
           (o, cb) =>
             c.createInstance({ instanceId: req.instanceId ?? "", config }, new Metadata(), o, cb),
           this.#timeoutMs,
@@ -440,6 +486,7 @@ export class AdminService {
       selection,
       (c, s) =>
         callUnary<DeleteInstanceResponse>(
+          "DeleteInstance",
           (o, cb) => c.deleteInstance({ instanceId }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -458,6 +505,7 @@ export class AdminService {
       selection,
       async (c, s) => {
         await callUnary<Empty>(
+          "AcknowledgeDrained",
           (o, cb) => c.acknowledgeDrained({ instanceId }, new Metadata(), o, cb),
           this.#timeoutMs,
           s,
@@ -494,7 +542,7 @@ export class AdminService {
           stream.on("error", (err: ServiceError) => {
             s?.removeEventListener("abort", onAbort);
             if (s?.aborted && err.code === status.CANCELLED) resolve({ events });
-            else reject(fromGrpcError(err));
+            else reject(new CallError("WatchInstances", fromGrpcError(err)));
           });
           stream.on("end", () => {
             s?.removeEventListener("abort", onAbort);
@@ -515,7 +563,7 @@ export class AdminService {
   async #list(c: OperatorServiceClient, signal?: AbortSignal): Promise<GroupInfo[]> {
     const start: StartUnaryCall<ListGroupsResponse> = (o, cb) =>
       c.listGroups({}, new Metadata(), o, cb);
-    const res = await callUnary(start, this.#timeoutMs, signal);
+    const res = await callUnary("ListGroups", start, this.#timeoutMs, signal);
     return res.groups.map(toGroupInfo);
   }
 
@@ -532,6 +580,7 @@ export class AdminService {
     signal?: AbortSignal,
   ): Promise<GroupInfo> {
     const res = await callUnary<UpsertGroupResponse>(
+      "UpsertGroup",
       (o, cb) => c.upsertGroup({ key, config }, new Metadata(), o, cb),
       this.#timeoutMs,
       signal,
@@ -540,20 +589,20 @@ export class AdminService {
     return toGroupInfo(res.group);
   }
 
-  #client(server: ShardServer): OperatorServiceClient {
+  #client(address: string): OperatorServiceClient {
     if (this.#stopped) throw new NstanceError("cancelled", "admin service is stopped");
-    let client = this.#clients.get(server.shard);
+    let client = this.#clients.get(address);
     if (!client) {
       client = new OperatorServiceClient(
-        server.address,
+        address,
         grpcChannelCredentials({
           caCertPem: this.#identity.caCertPem,
           certPem: this.#identity.certPem,
           keyPem: this.#identity.keyPem,
         }),
-        this.#channelOptions,
+        { ...ADMIN_CHANNEL_OPTIONS, ...this.#channelOptions },
       );
-      this.#clients.set(server.shard, client);
+      this.#clients.set(address, client);
     }
     return client;
   }
@@ -565,31 +614,71 @@ export class AdminService {
     signal?: AbortSignal,
   ): Promise<ShardResult<T>[]> {
     const targets = selectShards(this.#servers, selection);
-    return Promise.all(
-      targets.map(async (server): Promise<ShardResult<T>> => {
-        const base = { shard: server.shard, address: server.address };
-        try {
-          return { ...base, ok: true, value: await op(this.#client(server), signal, server) };
-        } catch (err) {
-          const cause =
-            err instanceof NstanceError
-              ? err
-              : new NstanceError("internal", String(err), { cause: err });
-          const error = new RemoteError(
-            `shard ${server.shard}`,
-            server.address,
-            cause,
-            this.#timeoutMs,
-          );
+    return Promise.all(targets.map((server) => this.#onShard(server, op, signal)));
+  }
+
+  /**
+   * Runs `op` on one shard: first at the address that last answered, then, while the call
+   * certainly did not run (no connection, "not the shard leader"), at the shard's other addresses
+   * (the one a refusal names first), backing off after each full pass until the retry window ends.
+   */
+  async #onShard<T>(
+    server: ShardServer,
+    op: (client: OperatorServiceClient, signal?: AbortSignal, server?: ShardServer) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<T>> {
+    const addresses = shardAddresses(server);
+    const startedAt = Date.now();
+    let index = Math.max(0, addresses.indexOf(this.#answered.get(server.shard) ?? ""));
+    for (let attempts = 1; ; attempts++) {
+      const address = addresses[index]!;
+      try {
+        const value = await op(this.#client(address), signal, server);
+        this.#answered.set(server.shard, address);
+        return { shard: server.shard, address, ok: true, value };
+      } catch (err) {
+        const cause =
+          err instanceof NstanceError
+            ? err
+            : new NstanceError("internal", String(err), { cause: err });
+        const delayMs =
+          signal?.aborted || !(cause instanceof CallError)
+            ? undefined
+            : nextAttempt(cause, {
+                attempts,
+                addressCount: addresses.length,
+                elapsedMs: Date.now() - startedAt,
+                windowMs: this.#retryWindowMs,
+                backoff: this.#retryBackoff,
+              });
+        if (delayMs === undefined) {
+          const error = new RemoteError(`shard ${server.shard}`, address, cause, this.#timeoutMs);
           this.#logger.debug("Operator API call failed", {
             shard: server.shard,
-            address: server.address,
+            address,
             code: error.code,
+            attempts,
             err,
           });
-          return { ...base, ok: false, error };
+          return { shard: server.shard, address, ok: false, error };
         }
-      }),
-    );
+        const hinted = addresses.indexOf(leaderHint(cause.message) ?? "");
+        index = hinted >= 0 && hinted !== index ? hinted : (index + 1) % addresses.length;
+        this.#logger.debug("Operator API call did not run; trying again", {
+          shard: server.shard,
+          address,
+          next_address: addresses[index],
+          delay_ms: delayMs,
+          err: cause.message,
+        });
+        if (delayMs > 0) {
+          try {
+            await sleep(delayMs, signal);
+          } catch {
+            // Aborted: the next attempt rejects at once with `cancelled`.
+          }
+        }
+      }
+    }
   }
 }

@@ -73,6 +73,7 @@ export async function registerOperatorWithNonce(
   let certPem: string;
   try {
     const res = await callUnary<RegisterOperatorResponse>(
+      "RegisterOperator",
       (options, cb) =>
         client.registerOperator(
           {

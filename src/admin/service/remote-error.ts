@@ -2,6 +2,7 @@
 /** Errors that a server returned (or that happened on the way to it), labelled with where. */
 import { formatDurationMs } from "../../shared/duration.js";
 import { NstanceError } from "../../shared/errors.js";
+import { CallError } from "./grpc-call.js";
 
 /** An error from a remote call; `code` is the gRPC status mapped by `fromGrpcError`. */
 export class RemoteError extends NstanceError {
@@ -46,6 +47,13 @@ export function describeUnavailable(message: string): string {
 }
 
 function describe(err: NstanceError, timeoutMs: number): string {
+  if (err instanceof CallError && err.outcome === "unknown") {
+    const what =
+      err.code === "deadline_exceeded"
+        ? `no answer within ${formatDurationMs(timeoutMs)} (--timeout)`
+        : `the connection broke mid-call: ${describeUnavailable(err.message)}`;
+    return `${err.rpc}: outcome unknown, ${what}; it may have been applied: check before repeating it`;
+  }
   switch (err.code) {
     case "unavailable":
       return `cannot reach the server: ${describeUnavailable(err.message)}`;

@@ -18,6 +18,8 @@ export interface LeaderRef {
   /** Its advertised election address (`host:port`), possibly empty. */
   addr: string;
   term: number;
+  /** Its advertised Operator API address, from its heartbeat, when known. */
+  operatorAddr?: string;
 }
 
 /** This server's view of the shard election (a LockfileElector satisfies it). */
