@@ -766,24 +766,26 @@ class ChaosSoak {
     return { code, out, err };
   }
 
-  /** A shard command against the server believed to lead (one retry after a new look-up). */
+  /**
+   * A shard command as an operator runs it against an HA set: every server in `--servers`, the
+   * one believed to lead first; the admin client itself moves on from a refused or standby server.
+   */
   async #shardAdmin(argv: string[]): Promise<AdminResult> {
-    let r: AdminResult = { code: -1, out: "", err: "no leader" };
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const leader = await this.#findLeader(60_000).catch(() => undefined);
-      if (!leader) continue;
-      r = await this.#admin([
-        ...argv,
-        "--servers",
-        `${FLEET_SHARD}=localhost:${leader.ports.operator}`,
-        "--identity-dir",
-        this.#identityDir,
-        "--timeout",
-        "20s",
-      ]);
-      if (r.code === 0 || !/not the shard leader/.test(r.err)) return r;
-    }
-    return r;
+    const leader = await this.#findLeader(60_000).catch(() => undefined);
+    const ordered = [
+      ...(leader ? [leader] : []),
+      ...this.#servers.filter((s) => s !== leader && isLive(s)),
+    ];
+    if (ordered.length === 0) return { code: -1, out: "", err: "no server running" };
+    return this.#admin([
+      ...argv,
+      "--servers",
+      ordered.map((s) => `${FLEET_SHARD}=localhost:${s.ports.operator}`).join(","),
+      "--identity-dir",
+      this.#identityDir,
+      "--timeout",
+      "20s",
+    ]);
   }
 
   // ---- leadership and databases -------------------------------------------------------------
