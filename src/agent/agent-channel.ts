@@ -3,9 +3,12 @@
  * The agent's mutual-TLS connection to the agent service: one grpc-js client (one HTTP/2
  * connection) shared by the health, key-request and file streams, with keepalive pings so a
  * dead path is noticed on both ends. With several server addresses it moves to the next one when
- * the current server is a standby (FAILED_PRECONDITION) or unreachable.
+ * the current server is a standby (FAILED_PRECONDITION) or unreachable. A call that stays open on
+ * a ready connection for {@link DEFAULT_SERVER_REACHED_AFTER_MS} (a standby refuses at once), or
+ * that receives a message, proves the server reachable and leading: the channel then tells every
+ * stream ({@link AgentChannel.onServerReached}), so those waiting in backoff retry now.
  */
-import { type ChannelOptions, type ServiceError, status } from "@grpc/grpc-js";
+import { type ChannelOptions, connectivityState, type ServiceError, status } from "@grpc/grpc-js";
 import { grpcChannelCredentials } from "../pki/tls-options.js";
 import { AgentServiceClient } from "../protocol/gen/nstance/v1/agent.js";
 import type { Logger } from "../shared/logger.js";
@@ -19,6 +22,11 @@ export const DEFAULT_KEEPALIVE_TIME_MS = 15_000;
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
 /** Longest wait between grpc-js's own reconnection attempts; below the streams' 5 s backoff. */
 export const DEFAULT_MAX_RECONNECT_BACKOFF_MS = 5_000;
+/**
+ * How long a call must stay open on a ready connection before the server counts as reached: a
+ * standby refuses within a round trip, so this leaves ample room for a busy server.
+ */
+export const DEFAULT_SERVER_REACHED_AFTER_MS = 2_000;
 /** Largest message accepted from the server (reference: 4 MiB). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -47,8 +55,25 @@ export interface AgentChannelOptions {
   privateKeyPem: string;
   /** Defaults to {@link DEFAULT_KEEPALIVE_TIME_MS}. */
   keepaliveTimeMs?: number;
+  /** Defaults to {@link DEFAULT_SERVER_REACHED_AFTER_MS}. */
+  serverReachedAfterMs?: number;
   logger: Logger;
 }
+
+/** Handle of one call watched by {@link AgentChannel.watchCall}. */
+export interface CallWatch {
+  /** The call received a message: the server is reached. */
+  received(): void;
+  /** The call ended; stops watching (idempotent). */
+  end(): void;
+}
+
+/**
+ * What a stream uses of the channel. Only the client and failure report are required, so a bare
+ * fake fits; without the rest the stream sees one address and is never woken early.
+ */
+export type StreamChannel = Pick<AgentChannel, "client" | "reportFailure"> &
+  Partial<Pick<AgentChannel, "addr" | "addrCount" | "onServerReached" | "watchCall">>;
 
 /** Holds the current agent-service client; see the file comment. */
 export class AgentChannel {
@@ -56,8 +81,12 @@ export class AgentChannel {
   readonly #options: ChannelOptions;
   readonly #credentials: ReturnType<typeof grpcChannelCredentials>;
   readonly #logger: Logger;
+  readonly #reachedAfterMs: number;
+  readonly #listeners = new Set<(addr: string) => void>();
   #index = 0;
   #client: AgentServiceClient | undefined;
+  /** Whether a call on the current client proved the server reached since its last failure. */
+  #reached = false;
   #closed = false;
 
   constructor(opts: AgentChannelOptions) {
@@ -66,6 +95,7 @@ export class AgentChannel {
     this.#addrs = opts.addrs;
     this.#logger = opts.logger;
     this.#options = agentChannelOptions(opts.keepaliveTimeMs);
+    this.#reachedAfterMs = opts.serverReachedAfterMs ?? DEFAULT_SERVER_REACHED_AFTER_MS;
     this.#credentials = grpcChannelCredentials({
       caCertPem: opts.caCertPem,
       certPem: opts.certificatePem,
@@ -78,6 +108,11 @@ export class AgentChannel {
     return this.#addrs[this.#index]!;
   }
 
+  /** How many server addresses the channel has. */
+  get addrCount(): number {
+    return this.#addrs.length;
+  }
+
   /** The client for the current address (created on first use). Throws once closed. */
   get client(): AgentServiceClient {
     if (this.#closed) throw new Error("agent channel is closed");
@@ -87,12 +122,15 @@ export class AgentChannel {
 
   /**
    * Called by a stream that failed on `client`. When the failure says this server cannot serve the
-   * agent (standby, unreachable) and another address exists, later calls go to the next address.
+   * agent (standby, unreachable), the server no longer counts as reached, and when another address
+   * exists, later calls go to the next address.
    */
   reportFailure(client: AgentServiceClient, err: unknown): void {
-    if (this.#closed || client !== this.#client || this.#addrs.length < 2) return;
+    if (this.#closed || client !== this.#client) return;
     const code = (err as Partial<ServiceError>).code;
     if (code !== status.FAILED_PRECONDITION && code !== status.UNAVAILABLE) return;
+    this.#reached = false;
+    if (this.#addrs.length < 2) return;
     const from = this.addr;
     this.#index = (this.#index + 1) % this.#addrs.length;
     this.#client = undefined;
@@ -100,9 +138,60 @@ export class AgentChannel {
     this.#logger.info("Switching agent service address", { from, to: this.addr });
   }
 
+  /**
+   * Calls `listener` with the address whenever a stream reaches the server after it was new or
+   * had failed (see the file comment); returns the function that unsubscribes.
+   */
+  onServerReached(listener: (addr: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Watches a call just started on `client`: once it has been open on a ready connection for the
+   * reach delay, or {@link CallWatch.received} is called, the server counts as reached.
+   */
+  watchCall(client: AgentServiceClient): CallWatch {
+    const startedAt = Date.now();
+    let readySince: number | undefined;
+    let done = false;
+    const finish = (reached: boolean): void => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      if (reached) this.#serverReached(client);
+    };
+    const check = (): void => {
+      let ready = false;
+      try {
+        ready = client.getChannel().getConnectivityState(false) === connectivityState.READY;
+      } catch {
+        // A closed client: the call ends soon.
+      }
+      if (!ready) {
+        readySince = undefined;
+        return;
+      }
+      readySince ??= Date.now();
+      if (Date.now() - Math.max(startedAt, readySince) >= this.#reachedAfterMs) finish(true);
+    };
+    const timer = setInterval(check, Math.max(1, Math.floor(this.#reachedAfterMs / 4)));
+    timer.unref();
+    return { received: () => finish(true), end: () => finish(false) };
+  }
+
+  #serverReached(client: AgentServiceClient): void {
+    if (this.#closed || client !== this.#client || this.#reached) return;
+    this.#reached = true;
+    const addr = this.addr;
+    this.#logger.info("Reached agent service", { addr });
+    for (const listener of [...this.#listeners]) listener(addr);
+  }
+
   /** Closes the client; idempotent. Calls already started run on until their owners end them. */
   close(): void {
     this.#closed = true;
+    this.#listeners.clear();
     this.#client?.close();
     this.#client = undefined;
   }

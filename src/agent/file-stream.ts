@@ -12,7 +12,7 @@ import type { BackoffOptions } from "../shared/backoff.js";
 import { errorMessage, IllegalStateError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { runInBackground } from "../shared/run-in-background.js";
-import type { AgentChannel } from "./agent-channel.js";
+import type { StreamChannel } from "./agent-channel.js";
 import type { FileReceiver, PatchFile } from "./file-receiver.js";
 import { runReconnectLoop } from "./reconnect-loop.js";
 
@@ -21,7 +21,7 @@ export const DEFAULT_MAX_PATCH_BYTES = 64 * 1024 * 1024;
 
 /** Options for {@link FileStream}. */
 export interface FileStreamOptions {
-  channel: Pick<AgentChannel, "client" | "reportFailure">;
+  channel: StreamChannel;
   receiver: Pick<FileReceiver, "apply">;
   logger: Logger;
   /** Called after every patch outcome (applied or rejected), e.g. to report early. */
@@ -82,6 +82,7 @@ export class FileStream {
             name: "files",
             connect: (signal) => this.#stream(signal),
             logger: this.#logger,
+            channel: this.#opts.channel,
             backoff: this.#opts.backoff,
           },
           this.#abort.signal,
@@ -100,6 +101,7 @@ export class FileStream {
   async #stream(signal: AbortSignal): Promise<void> {
     const client = this.#opts.channel.client;
     const call = client.receiveFiles({});
+    const watch = this.#opts.channel.watchCall?.(client);
     const onAbort = (): void => call.cancel();
     signal.addEventListener("abort", onAbort, { once: true });
     let files: PatchFile[] = [];
@@ -107,6 +109,7 @@ export class FileStream {
     let oversized = false;
     try {
       for await (const msg of call as AsyncIterable<FileTransfer>) {
+        watch?.received();
         if (msg.filename !== "") {
           bytes += msg.content.length;
           if (bytes > this.#maxPatchBytes) {
@@ -135,6 +138,7 @@ export class FileStream {
       this.#opts.channel.reportFailure(client, err);
       throw err;
     } finally {
+      watch?.end();
       signal.removeEventListener("abort", onAbort);
       call.cancel();
       if (files.length > 0) {

@@ -2,9 +2,9 @@
 /**
  * The persistent health stream (seed 003): one SubmitHealthReport client stream, a report right
  * after connecting and then every metrics interval. A failed stream is reopened with backoff
- * (5 s, doubling to 60 s, jitter) forever. On stop the agent half-closes the stream and waits
- * briefly for the server's answer, so the server records a graceful shutdown instead of the
- * cancellation a crash would produce.
+ * (5 s, doubling to 60 s, jitter, counted per server; see reconnect-loop.ts) forever. On stop the
+ * agent half-closes the stream and waits briefly for the server's answer, so the server records a
+ * graceful shutdown instead of the cancellation a crash would produce.
  */
 import type { ClientWritableStream, ServiceError } from "@grpc/grpc-js";
 import type { HealthReportRequest } from "../protocol/gen/nstance/v1/agent.js";
@@ -12,7 +12,7 @@ import type { BackoffOptions } from "../shared/backoff.js";
 import { errorMessage, IllegalStateError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { runInBackground } from "../shared/run-in-background.js";
-import type { AgentChannel } from "./agent-channel.js";
+import type { StreamChannel } from "./agent-channel.js";
 import { type FileStatus, fileStatuses } from "./file-statuses.js";
 import { buildHealthReport } from "./health-report.js";
 import type { IdentityDir } from "./identity-dir.js";
@@ -39,7 +39,7 @@ export interface HealthReportSources {
 
 /** Options for {@link HealthReporter}. */
 export interface HealthReporterOptions {
-  channel: Pick<AgentChannel, "client" | "reportFailure" | "addr">;
+  channel: StreamChannel;
   instanceId: string;
   version: string;
   /** `NSTANCE_METRICS_INTERVAL` in ms; must be positive. */
@@ -110,6 +110,7 @@ export class HealthReporter {
             name: "health",
             connect: (signal) => this.#stream(signal),
             logger: this.#logger,
+            channel: this.#opts.channel,
             backoff: this.#opts.backoff,
             now: this.#now,
           },
@@ -147,6 +148,7 @@ export class HealthReporter {
       ended = { err };
       this.#wake?.("ended");
     });
+    const watch = this.#opts.channel.watchCall?.(client);
     const onAbort = (): void => this.#wake?.("stop");
     signal.addEventListener("abort", onAbort, { once: true });
     this.#streamOpen = true;
@@ -164,6 +166,7 @@ export class HealthReporter {
         if (why === "ended") break;
       }
     } finally {
+      watch?.end();
       signal.removeEventListener("abort", onAbort);
       this.#streamOpen = false;
     }

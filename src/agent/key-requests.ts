@@ -16,7 +16,7 @@ import { errorMessage, IllegalStateError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { runInBackground } from "../shared/run-in-background.js";
 import { sleep } from "../shared/sleep.js";
-import type { AgentChannel } from "./agent-channel.js";
+import type { StreamChannel } from "./agent-channel.js";
 import type { KeyStore } from "./key-store.js";
 import { DEFAULT_STREAM_BACKOFF, runReconnectLoop } from "./reconnect-loop.js";
 
@@ -30,7 +30,7 @@ export function publicKeyFilename(keyName: string): string {
 
 /** Options for {@link KeyRequestStream}. */
 export interface KeyRequestStreamOptions {
-  channel: Pick<AgentChannel, "client" | "reportFailure">;
+  channel: StreamChannel;
   /** Sent as `instance_id`; must be the certificate's CN. */
   instanceId: string;
   keyStore: Pick<KeyStore, "ensureKey">;
@@ -84,6 +84,7 @@ export class KeyRequestStream {
             name: "key_requests",
             connect: (signal) => this.#stream(signal),
             logger: this.#logger,
+            channel: this.#opts.channel,
             backoff: this.#opts.backoff,
           },
           this.#abort.signal,
@@ -102,10 +103,12 @@ export class KeyRequestStream {
   async #stream(signal: AbortSignal): Promise<void> {
     const client = this.#opts.channel.client;
     const call = client.receiveKeyRequests({});
+    const watch = this.#opts.channel.watchCall?.(client);
     const onAbort = (): void => call.cancel();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       for await (const req of call as AsyncIterable<KeyGenerationRequest>) {
+        watch?.received();
         await this.#handle(req, signal);
       }
     } catch (err) {
@@ -113,6 +116,7 @@ export class KeyRequestStream {
       this.#opts.channel.reportFailure(client, err);
       throw err;
     } finally {
+      watch?.end();
       signal.removeEventListener("abort", onAbort);
       call.cancel();
     }

@@ -1,23 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
 import { backoffDelayMs } from "../shared/backoff.js";
 import { silentLogger } from "../shared/logger.js";
-import {
-  DEFAULT_STREAM_BACKOFF,
-  nextReconnectAttempt,
-  runReconnectLoop,
-} from "./reconnect-loop.js";
-
-describe("nextReconnectAttempt", () => {
-  for (const [name, attempt, upMs, want] of [
-    ["short-lived stream keeps growing", 3, 100, 3],
-    ["stable stream resets", 3, 30_000, 0],
-    ["first failure", 0, 0, 0],
-  ] as const) {
-    it(name, () => assert.equal(nextReconnectAttempt(attempt, upMs, 30_000), want));
-  }
-});
+import { DEFAULT_STREAM_BACKOFF, runReconnectLoop } from "./reconnect-loop.js";
 
 describe("DEFAULT_STREAM_BACKOFF", () => {
   it("starts at 5 s (seed 003), never below, and caps at 60 s plus jitter", () => {
@@ -111,5 +98,102 @@ describe("runReconnectLoop", () => {
     await loop;
     assert.equal(calls, 1);
     assert.ok(Date.now() - t0 < 5_000);
+  });
+
+  it("counts backoff per address and goes on at once after a standby names the leader", async () => {
+    const ac = new AbortController();
+    const logs: Array<[string, Record<string, unknown> | undefined]> = [];
+    const logger = {
+      ...silentLogger,
+      info: (msg: string, attrs?: Record<string, unknown>) => logs.push([msg, attrs]),
+      warn: (msg: string, attrs?: Record<string, unknown>) => logs.push([msg, attrs]),
+    };
+    // The channel moves on after each failure, as AgentChannel does with two addresses.
+    const addrs = ["a", "b"];
+    let index = 0;
+    const channel = { addrCount: 2, onServerReached: () => () => {} } as {
+      addrCount: number;
+      addr?: string;
+      onServerReached: () => () => void;
+    };
+    Object.defineProperty(channel, "addr", { get: () => addrs[index] });
+    const named = Object.assign(new Error("refused"), {
+      code: status.FAILED_PRECONDITION,
+      details: "not the shard leader; the leader is s1 at localhost:1",
+    });
+    const down = Object.assign(new Error("down"), {
+      code: status.UNAVAILABLE,
+      details: "connect ECONNREFUSED",
+    });
+    // a down, b standby naming a, a down, b standby, a down: then stop.
+    const failures = [down, named, down, named, down, down, down];
+    const used: string[] = [];
+    await runReconnectLoop(
+      {
+        name: "health",
+        logger,
+        channel,
+        backoff: { initialMs: 1, maxMs: 64, factor: 2 },
+        random: () => 0,
+        connect: async () => {
+          used.push(channel.addr!);
+          const err = failures[used.length - 1] ?? down;
+          if (used.length >= failures.length) ac.abort();
+          index = (index + 1) % 2;
+          throw err;
+        },
+      },
+      ac.signal,
+    );
+    assert.deepEqual(used, ["a", "b", "a", "b", "a", "b", "a"]);
+    assert.deepEqual(
+      logs.map(([msg, attrs]) =>
+        msg === "Stream failed; reconnecting" ? `wait ${String(attrs?.retry_in_ms)}` : "now",
+      ),
+      // Per address: b fresh (1 ms); b names a → a at once; b's 1st retry (1); at once; b's 2nd
+      // retry (2); a's 3rd retry (4).
+      ["wait 1", "now", "wait 1", "now", "wait 2", "wait 4"],
+    );
+  });
+
+  it("a stream waiting in backoff retries at once when another stream reaches the server", async () => {
+    const ac = new AbortController();
+    const listeners = new Set<(addr: string) => void>();
+    const channel = {
+      addr: "a",
+      addrCount: 1,
+      onServerReached: (l: (addr: string) => void) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    };
+    const logs: string[] = [];
+    let calls = 0;
+    const t0 = Date.now();
+    const loop = runReconnectLoop(
+      {
+        name: "health",
+        logger: { ...silentLogger, info: (msg: string) => logs.push(msg) },
+        channel,
+        // Without the wake-up the second attempt would be a minute away.
+        backoff: { initialMs: 60_000, maxMs: 60_000 },
+        connect: async () => {
+          calls++;
+          if (calls === 2) ac.abort();
+          else {
+            setTimeout(() => {
+              for (const l of listeners) l("a");
+            }, 20);
+          }
+          throw new Error("refused");
+        },
+      },
+      ac.signal,
+    );
+    await loop;
+    assert.equal(calls, 2);
+    assert.ok(Date.now() - t0 < 10_000, "retried long before the minute of backoff");
+    assert.ok(logs.includes("Another stream reached the server; retrying now"));
+    assert.equal(listeners.size, 0, "unsubscribed when the loop ended");
   });
 });
