@@ -4,7 +4,7 @@
  * own. Mode `agent`: the real Agent service behind startApiServers (mTLS, role guard, SQLite in
  * WAL on disk, batched report storage). Mode `bare`: a grpc-js server with the same TLS and
  * options whose SubmitHealthReport only counts messages — the transport's limit. Talks to the
- * parent over IPC: `stats` → counters, RSS, CPU, event-loop delay; `reset` → new window.
+ * parent over IPC: `window` → the measured window; `stats` → counters, latency, RSS, event-loop delay.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -42,32 +42,79 @@ export interface StartMessage {
   dir: string;
 }
 
+/**
+ * The measured window, in unix seconds [from, to). Sent before the load starts (the server is idle
+ * then, so it arrives at once); the server counts against it by its own clock, so figures do not
+ * depend on when a busy server gets round to answering `stats`.
+ */
+export interface WindowMessage {
+  type: "window";
+  from: number;
+  to: number;
+}
+
 /** What the child answers to `stats`. */
 export interface StatsMessage {
   type: "stats";
-  /** Reports handled (stored, for `agent`; received, for `bare`). */
+  /** Reports handled within the window (stored, for `agent`; received, for `bare`). */
   handled: number;
+  /** Reports handled since start. */
+  handledTotal: number;
   refused: number;
-  /** Reports shed under overload (agent mode). */
+  /** Reports shed under overload within the window (agent mode). */
   shed: number;
   /** Reports waiting for their commit (agent mode). */
   queued: number;
   /** Open health streams. */
   streams: number;
+  /** Arrival → commit latency of the reports committed within the window. */
   p50Ms: number;
   p99Ms: number;
   rssBytes: number;
   heapUsedBytes: number;
-  /** CPU seconds (user + system) since the last reset. */
-  cpuS: number;
-  /** Event-loop delay p99 since the last reset, ms. */
-  eldP99Ms: number;
+  /** Longest event-loop delay seen within the window (timers firing late), ms. */
+  eldMaxMs: number;
 }
 
 const logger = createLogger({ level: "warn", destination: process.stderr });
 const eld = monitorEventLoopDelay({ resolution: 10 });
-eld.enable();
-let cpuAt = process.cpuUsage();
+
+/** Counts within the window by this process's clock; see {@link WindowMessage}. */
+class WindowCounter {
+  from = Number.POSITIVE_INFINITY;
+  to = Number.POSITIVE_INFINITY;
+  handled = 0;
+  shed = 0;
+  readonly latencies: number[] = [];
+  #started = false;
+
+  #inWindow(): boolean {
+    const s = Date.now() / 1000;
+    if (s < this.from || s >= this.to) return false;
+    if (!this.#started) {
+      this.#started = true;
+      eld.enable();
+    }
+    return true;
+  }
+
+  countHandled(latencyMs?: number): void {
+    if (!this.#inWindow()) return;
+    this.handled++;
+    if (latencyMs !== undefined) this.latencies.push(latencyMs);
+  }
+
+  countShed(): void {
+    if (this.#inWindow()) this.shed++;
+  }
+
+  percentile(p: number): number {
+    const sorted = Float64Array.from(this.latencies).sort();
+    if (sorted.length === 0) return 0;
+    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  }
+}
+const window = new WindowCounter();
 
 async function startAgent(
   dir: string,
@@ -120,6 +167,18 @@ async function startAgent(
     logger,
   };
   const agents = new AgentService({ ctx, secrets: new MemorySecretsStore() });
+  // Count into the window as reports are committed or shed (bench only: wraps the service's stats).
+  const stats = agents.stats;
+  const stored = stats.stored.bind(stats);
+  const shed = stats.shed.bind(stats);
+  stats.stored = (latencyMs: number) => {
+    stored(latencyMs);
+    window.countHandled(latencyMs);
+  };
+  stats.shed = () => {
+    shed();
+    window.countShed();
+  };
   agents.start();
   const servers = await startApiServers({
     bind: { registration: "127.0.0.1:0", operator: "127.0.0.1:0", agent: "127.0.0.1:0" },
@@ -134,16 +193,12 @@ async function startAgent(
     stats: () => {
       const s = agents.stats.snapshot();
       return {
-        handled: s.stored,
+        handledTotal: s.stored,
         refused: s.refused,
-        shed: s.shed,
         queued: agents.queuedReports,
         streams: agents.connections.size,
-        p50Ms: s.p50Ms,
-        p99Ms: s.p99Ms,
       };
     },
-    reset: () => agents.stats.resetLatency(),
   };
 }
 
@@ -164,6 +219,7 @@ async function startBare(tls: { caCertPem: string; certPem: string; keyPem: stri
     };
     call.on("data", () => {
       received++;
+      window.countHandled();
     });
     call.on("end", finish);
     call.on("cancelled", finish);
@@ -185,23 +241,14 @@ async function startBare(tls: { caCertPem: string; certPem: string; keyPem: stri
   );
   return {
     port,
-    stats: () => ({
-      handled: received,
-      refused: 0,
-      shed: 0,
-      queued: 0,
-      streams: open,
-      p50Ms: 0,
-      p99Ms: 0,
-    }),
-    reset: () => {},
+    stats: () => ({ handledTotal: received, refused: 0, queued: 0, streams: open }),
   };
 }
 
 // SIGTERM exits normally, so a `--cpu-prof` profile gets written.
 process.on("SIGTERM", () => process.exit(0));
 
-process.on("message", (msg: StartMessage | { type: "stats" | "reset" }) => {
+process.on("message", (msg: StartMessage) => {
   void (async () => {
     if (msg.type === "start") {
       const read = (f: string) => readFile(join(msg.dir, f), "utf8");
@@ -212,21 +259,23 @@ process.on("message", (msg: StartMessage | { type: "stats" | "reset" }) => {
       };
       const server = msg.mode === "agent" ? await startAgent(msg.dir, tls) : await startBare(tls);
       process.on("message", (m: { type: string }) => {
-        if (m.type === "reset") {
-          server.reset();
-          eld.reset();
-          cpuAt = process.cpuUsage();
-          process.send?.({ type: "reset" });
+        if (m.type === "window") {
+          const w = m as WindowMessage;
+          window.from = w.from;
+          window.to = w.to;
+          process.send?.({ type: "window" });
         } else if (m.type === "stats") {
-          const cpu = process.cpuUsage(cpuAt);
           const mem = process.memoryUsage();
           const reply: StatsMessage = {
             type: "stats",
             ...server.stats(),
+            handled: window.handled,
+            shed: window.shed,
+            p50Ms: window.percentile(50),
+            p99Ms: window.percentile(99),
             rssBytes: mem.rss,
             heapUsedBytes: mem.heapUsed,
-            cpuS: (cpu.user + cpu.system) / 1e6,
-            eldP99Ms: eld.percentile(99) / 1e6,
+            eldMaxMs: eld.max / 1e6,
           };
           process.send?.(reply);
         }

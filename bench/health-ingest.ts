@@ -9,11 +9,12 @@
  * Each agent has its own client certificate, channel and TCP connection (no stream sharing). The
  * server runs in a child process; printed per run: reports/s handled, p50/p99 server-side handling
  * latency (arrival → committed to SQLite), server RSS per connected agent, server CPU and
- * event-loop delay. Usage: npx tsx bench/health-ingest.ts [agents ...]   (default: 1000)
+ * event-loop delay, all over a wall-clock window the server counts by its own clock. Usage: npx tsx bench/health-ingest.ts [agents ...]   (default: 1000)
  * Env: BENCH_WINDOW_S (measured seconds, default 30), BENCH_WARMUP_S (default 10), BENCH_MODES
  * (`bare,agent` by default; a run with one mode only prints and does not update docs/benchmarks.md).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { type ClientHttp2Session, constants as h2, connect as http2Connect } from "node:http2";
 import { tmpdir } from "node:os";
@@ -155,13 +156,27 @@ interface RunResult {
   rssLoadedMiB: number;
   rssPerAgentKiB: number;
   cpuPct: number;
-  eldP99Ms: number;
+  eldMaxMs: number;
   failedStreams: number;
   generatorRssMiB: number;
   generatorCpuPct: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+/** CPU seconds (user + system) a process has used, from /proc (no IPC with a busy server). */
+function procCpuS(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of proc(5) (utime, stime), counted from after the command name.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+/** Resident set size of a process, from /proc. */
+function procRssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS_PER_S = 100;
 const mib = (b: number) => b / 2 ** 20;
 
 /** A seed-003 report: three metric windows, six files, a config hash. */
@@ -288,66 +303,76 @@ async function run(dir: string, all: Agent[], n: number, mode: Mode): Promise<Ru
     const connectS = (Date.now() - t0) / 1000;
     process.stdout.write(`  ${mode} ${n}: ${n} streams open in ${connectS.toFixed(1)} s\n`);
 
+    // The window, in unix seconds by the shared clock: the server counts against it itself.
+    const from = Math.ceil(Date.now() / 1000) + WARMUP_S;
+    const to = from + WINDOW_S;
+    await server.request({ type: "window", from, to }, "window");
+
     // Each agent reports once a second at its own phase: 50 buckets of 20 ms.
     const buckets: Agent[][] = Array.from({ length: 1000 / TICK_MS }, () => []);
     for (const [i, a] of agents.entries()) buckets[i % buckets.length]!.push(a);
-    let sent = 0;
+    let sentInWindow = 0;
     let last = Math.floor(Date.now() / TICK_MS);
     const timer = setInterval(() => {
       const nowTick = Math.floor(Date.now() / TICK_MS);
       for (let t = last + 1; t <= nowTick; t++) {
+        const inWindow = t * TICK_MS >= from * 1000 && t * TICK_MS < to * 1000;
         for (const a of buckets[t % buckets.length]!) {
           if (a.failed || !a.stream) continue;
           a.stream.write(a.frame);
-          sent++;
+          if (inWindow) sentInWindow++;
         }
       }
       last = nowTick;
     }, TICK_MS);
-    // A progress line every 5 s: a server falling behind shows as a growing queue and RSS.
-    let lastHandled = (await server.stats()).handled;
+    // A progress line every 5 s (a busy server answers late; the window figures do not depend on it).
+    let lastHandled = (await server.stats()).handledTotal;
+    let asking = false;
     const monitor = setInterval(() => {
+      if (asking) return;
+      asking = true;
       void server.stats().then(
         (st) => {
+          asking = false;
           process.stdout.write(
-            `    ${mode} ${n}: ${((st.handled - lastHandled) / 5).toFixed(0)} reports/s, queued ${st.queued}, ` +
+            `    ${mode} ${n}: ${st.handledTotal - lastHandled} reports since the last line, queued ${st.queued}, ` +
               `RSS ${mib(st.rssBytes).toFixed(0)} MiB\n`,
           );
-          lastHandled = st.handled;
+          lastHandled = st.handledTotal;
         },
         () => {},
       );
     }, 5000);
     try {
-      await sleep(WARMUP_S * 1000);
-      await server.request({ type: "reset" }, "reset");
-      const before = await server.stats();
-      const sentBefore = sent;
-      const cpuBefore = process.cpuUsage();
-      const started = performance.now();
-      await sleep(WINDOW_S * 1000);
+      const pid = server.child.pid!;
+      await sleep(from * 1000 - Date.now());
+      const cpuFrom = procCpuS(pid);
+      const genFrom = process.cpuUsage();
+      await sleep(to * 1000 - Date.now());
+      const cpuTo = procCpuS(pid);
+      const gen = process.cpuUsage(genFrom);
+      const loaded = procRssBytes(pid);
+      // Let the commits of the window's last reports land, then read the window's counts.
+      await sleep(2000);
       const after = await server.stats();
-      const elapsedS = (performance.now() - started) / 1000;
-      const cpu = process.cpuUsage(cpuBefore);
-      const loaded = after.rssBytes;
       const result: RunResult = {
         agents: n,
         mode,
         connectS,
-        reportsPerS: (after.handled - before.handled) / elapsedS,
-        sentPerS: (sent - sentBefore) / elapsedS,
-        shedPerS: (after.shed - before.shed) / elapsedS,
+        reportsPerS: after.handled / WINDOW_S,
+        sentPerS: sentInWindow / WINDOW_S,
+        shedPerS: after.shed / WINDOW_S,
         queuedEnd: after.queued,
         p50Ms: after.p50Ms,
         p99Ms: after.p99Ms,
         rssIdleMiB: mib(idle.rssBytes),
         rssLoadedMiB: mib(loaded),
         rssPerAgentKiB: (loaded - idle.rssBytes) / 1024 / n,
-        cpuPct: (after.cpuS / elapsedS) * 100,
-        eldP99Ms: after.eldP99Ms,
+        cpuPct: ((cpuTo - cpuFrom) / WINDOW_S) * 100,
+        eldMaxMs: after.eldMaxMs,
         failedStreams: agents.filter((a) => a.failed).length,
         generatorRssMiB: mib(process.memoryUsage().rss),
-        generatorCpuPct: ((cpu.user + cpu.system) / 1e6 / elapsedS) * 100,
+        generatorCpuPct: ((gen.user + gen.system) / 1e6 / WINDOW_S) * 100,
       };
       process.stdout.write(
         `  ${mode} ${n}: ${result.reportsPerS.toFixed(0)} reports/s handled (${result.sentPerS.toFixed(0)} sent, ` +
@@ -355,7 +380,7 @@ async function run(dir: string, all: Agent[], n: number, mode: Mode): Promise<Ru
           `p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, ` +
           `RSS ${result.rssIdleMiB.toFixed(0)} → ${result.rssLoadedMiB.toFixed(0)} MiB ` +
           `(${result.rssPerAgentKiB.toFixed(1)} KiB/agent), CPU ${result.cpuPct.toFixed(0)} %, ` +
-          `event-loop p99 ${result.eldP99Ms.toFixed(0)} ms, failed streams ${result.failedStreams}; ` +
+          `event-loop max delay ${result.eldMaxMs.toFixed(0)} ms, failed streams ${result.failedStreams}; ` +
           `generator CPU ${result.generatorCpuPct.toFixed(0)} %\n`,
       );
       return result;
@@ -442,7 +467,7 @@ async function main(): Promise<void> {
         `| ${r.agents} | ${r.mode === "bare" ? "bare grpc-js" : "Agent service"} | ${r.reportsPerS.toFixed(0)} (${r.sentPerS.toFixed(0)}) | ${r.shedPerS.toFixed(0)} | ` +
         `${r.mode === "bare" ? "–" : r.p50Ms.toFixed(1)} | ${r.mode === "bare" ? "–" : r.p99Ms.toFixed(1)} | ` +
         `${r.rssIdleMiB.toFixed(0)} → ${r.rssLoadedMiB.toFixed(0)} | ${r.rssPerAgentKiB.toFixed(1)} | ` +
-        `${r.cpuPct.toFixed(0)} | ${r.eldP99Ms.toFixed(0)} | ${r.generatorCpuPct.toFixed(0)} | ${r.connectS.toFixed(0)} | ${r.failedStreams} |`,
+        `${r.cpuPct.toFixed(0)} | ${r.eldMaxMs.toFixed(0)} | ${r.generatorCpuPct.toFixed(0)} | ${r.connectS.toFixed(0)} | ${r.failedStreams} |`,
     );
     if (MODES.length < 2) return;
     const ratios = COUNTS.map((n) => {
@@ -460,11 +485,15 @@ async function main(): Promise<void> {
       "runs in a child process: either a bare grpc-js server with the same TLS, keepalive and size limits",
       "whose handler only counts messages, or the real Agent service behind `startApiServers` (role",
       "guard, CN check, validation, batched SQLite commits in WAL on disk, per-report follow-up checks).",
-      "Latency is server-side, from the message's arrival in the handler to its SQLite commit. RSS per",
-      "agent = (loaded − idle) / N. CPU is the server process's, in % of one core; the generator's own",
+      "The window is fixed in wall-clock seconds before the load starts and the server counts the",
+      "reports it handles (bare: receives; Agent service: commits) within it by its own clock, since a",
+      "saturated server answers the generator's questions late. Latency is server-side, from the",
+      "message's arrival in the handler to its SQLite commit, for the reports committed in the window.",
+      "Server CPU (in % of one core) and loaded RSS come from /proc. RSS per",
+      "agent = (loaded − idle) / N. The generator's own",
       `CPU is listed too, since both share the machine. Client: ${CLIENT === "http2" ? "gRPC framing written over node:http2 by the generator itself (grpc-js's client costs about three times the CPU per message, which made the generator, not the server, the limit)" : "one grpc-js client per agent"}.`,
       "",
-      "| agents | server | reports/s handled (offered) | shed/s | p50 ms | p99 ms | server RSS MiB idle → loaded | RSS KiB/agent | server CPU % | event-loop p99 ms | generator CPU % | connect s | failed streams |",
+      "| agents | server | reports/s handled (offered) | shed/s | p50 ms | p99 ms | server RSS MiB idle → loaded | RSS KiB/agent | server CPU % | event-loop max delay ms | generator CPU % | connect s | failed streams |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
       ...rows,
       "",
