@@ -64,10 +64,8 @@ const body = [
   `| Continuous samples (agents and leader database) | ${report.samples} |`,
   `| Converge after the last fault of a round, p50 / max | ${median(report.convergeMs)} / ${Math.max(...report.convergeMs, 0)} ms (bound ${DEFAULT_CONVERGE_BOUND_MS} ms) |`,
   `| Violations | ${report.violations.length === 0 ? "none" : report.violations.length} |`,
-  `| Known product issue hits (healthy instances replaced after the cache-drop restart) | ${report.knownIssues.length === 0 ? "none" : report.knownIssues.length} |`,
 ].join("\n");
 console.log(body);
-if (report.knownIssues.length > 0) console.log(`known issues:\n${report.knownIssues.join("\n")}`);
 if (report.violations.length > 0) {
   console.error(`violations (seed ${report.seed}):\n${report.violations.join("\n")}`);
 }

@@ -138,13 +138,6 @@ export interface ChaosReport {
   maxAliveAgents: number;
   wallMs: number;
   violations: string[];
-  /**
-   * Violations explained by a known product bug (reported, not failing): after every server
-   * restarted at once (the cache-drop check), an agent's health stream can sit in a reconnect
-   * backoff of up to 72 s (not reset when the agent switches server address), so the new leader
-   * sees it silent and replaces a healthy instance as unhealthy (docs/reliability.md).
-   */
-  knownIssues: string[];
 }
 
 /** A group as the operator believes it is (the effect of its last acknowledged change). */
@@ -267,7 +260,6 @@ class ChaosSoak {
       maxAliveAgents: 0,
       wallMs: 0,
       violations: [],
-      knownIssues: [],
     };
   }
 
@@ -1038,20 +1030,13 @@ class ChaosSoak {
             .map((r) => r.id)
         : [],
     );
-    let allUnhealthy = violations.length > 0;
     for (const id of agentsBefore) {
       if (liveAfter.has(id) || !db) continue;
       const mine = readFleetDecisions(db).filter((d) => d.instanceId === id);
-      if (!mine.some((d) => d.reason === "unhealthy")) allUnhealthy = false;
       const why = mine.map((d) => `${d.decision}/${d.reason} ${JSON.stringify(d.evidence)}`);
       violations.push(
         `${id} replaced after the restart: ${why.join("; ") || "no decision"}; its last log lines: ${await this.#deletedAgentLogTail(id)}`,
       );
-    }
-    if (allUnhealthy) {
-      // Healthy agents in reconnect backoff look silent to the new leader (see knownIssues).
-      this.#report.knownIssues.push(...violations.map((v) => `cache drop: ${v}`));
-      return;
     }
     this.#passOrRecord("cache drop", "nothing changes", violations);
   }
