@@ -8,7 +8,10 @@
  * - replaced: doomed and its `replacedBy` names an alive, non-draining instance of the group.
  * - counted: not draining and not replaced. The group wants `size` counted instances.
  * - cap count: every alive instance except those draining for scale-down or group deletion (surplus
- *   by definition). A create never takes it above `size` (scale-up) or `size + 1` (replacement).
+ *   by definition). A create never takes it above `size` (scale-up) or `size + 1` (replacement),
+ *   counting an instance deleted in the same pass (its delete waits for the create).
+ * - failed replacement: the unhealthy replacement of a doomed instance that is still here. It leaves
+ *   and the doomed instance is replaced again, instead of a third instance being created.
  * - ready: running, registered, not unhealthy, not draining. A healthy instance is drained or
  *   deleted for rotation only once its replacement is ready.
  * - rotation: leaving for drift or eligible expiry. One starts only in a settled group (at size,
@@ -205,9 +208,27 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
     }
   }
 
+  // A replacement that failed before taking over (unhealthy while what it replaces is still here)
+  // leaves instead of getting a replacement of its own: a group holds one surge instance at most,
+  // and what it was to replace is replaced again once it is gone (size + 1 at every moment).
+  let failedDrains = 0;
+  if (!deleted) {
+    const unhealthyNow = active.reduce((n, m) => (m.unhealthy ? n + 1 : n), 0);
+    // Under the mass-failure guard nothing is replaced and the failed replacement still counts
+    // toward the guard (a bad image stops the churn).
+    const guardHolds = isMassFailure(guard, size, unhealthyNow);
+    for (const x of guardHolds ? [] : active) {
+      if (doomReason(x) === undefined) continue;
+      const r = liveReplacement(x);
+      if (!r?.unhealthy || leaving.has(r.id) || !active.includes(r)) continue;
+      if (drainOrDelete(r, "unhealthy")) failedDrains += 1;
+    }
+  }
+  const staying = active.filter((x) => !leaving.has(x.id));
+
   const replaced: PlanInstance[] = [];
   const counted: PlanInstance[] = [];
-  for (const x of active) {
+  for (const x of staying) {
     if (doomReason(x) !== undefined && liveReplacement(x) !== undefined) replaced.push(x);
     else counted.push(x);
   }
@@ -215,7 +236,7 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
   /** Opportunistic rotations (drift, eligible expiry) draining; at most one per group at a time. */
   let rotationDrains = draining.filter((d) => isRotationReason(d.drain!.reason)).length;
   /** Instances the size cap sees; kept up to date as this pass plans. */
-  let capCount = active.length + replacementBacklog.length;
+  let capCount = staying.length + replacementBacklog.length + failedDrains;
   /** Instances that will count toward `size` once this pass is carried out. */
   let countedN = counted.length;
   /** Missing instances already noted as a deferred replacement, so scale-up does not note them again. */
@@ -237,18 +258,17 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
       },
     });
   };
-  /** Plans the replacement of `x` if subnet and cap allow; `netZero` when `x` is deleted in the same pass. */
-  const tryReplace = (
-    x: PlanInstance,
-    reason: CreateReason,
-    priority: CreatePriority,
-    netZero = false,
-  ): boolean => {
+  /**
+   * Plans the replacement of `x` if subnet and cap allow. `x` counts until its replacement is
+   * created even when it is deleted in the same pass (the executor deletes it only then), so a
+   * replacement is created only while no other surge instance of the group exists.
+   */
+  const tryReplace = (x: PlanInstance, reason: CreateReason, priority: CreatePriority): boolean => {
     if (group.subnetCapacity === false) {
       defer(reason, "subnet-capacity");
       return false;
     }
-    if (!netZero && capCount + 1 > size + 1) {
+    if (capCount + 1 > size + 1) {
       defer(reason, "size-cap");
       return false;
     }
@@ -256,8 +276,11 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
     return true;
   };
 
-  // 1. Scale down: unhealthy first, then spot-noticed, then drifted, then oldest; all at once.
-  const victims = size === 0 ? active : pickVictims(counted, counted.length - size, group);
+  // 1. Scale down: unhealthy first, then spot-noticed, replaced, drifted, then oldest; all at once.
+  const victims =
+    size === 0
+      ? staying
+      : pickVictims(counted, counted.length - size, group, (x) => liveReplacement(x) !== undefined);
   const scaleDownReason: DrainReason = deleted ? "group-deleted" : "scale-down";
   for (const v of victims) {
     drainOrDelete(v, scaleDownReason);
@@ -316,8 +339,9 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
       if (guardTripped) {
         defer("unhealthy", "mass-failure");
       } else if (x.unhealthy!.skipDrain) {
-        // Nothing runs there: the replacement is issued first and the record goes in the same pass.
-        if (!tryReplace(x, "unhealthy", 3, true)) {
+        // Nothing runs there: the replacement is issued first and the record goes in the same pass
+        // (its delete waits for the create, so the cap counts it until then).
+        if (!tryReplace(x, "unhealthy", 3)) {
           countedN -= 1;
           heldBack += 1;
         }
@@ -434,13 +458,16 @@ export function planGroup(input: PlanGroupInput): GroupPlan {
   }
 }
 
-/** The `count` instances scale-down removes first: unhealthy (gone first), spot-noticed, drifted, then oldest. */
+/** The `count` instances scale-down removes first: unhealthy (gone first), spot-noticed, replaced, drifted, then oldest. */
 function pickVictims(
   counted: readonly PlanInstance[],
   count: number,
   group: PlanGroup,
+  hasReplacement: (x: PlanInstance) => boolean,
 ): PlanInstance[] {
   if (count <= 0) return [];
+  // An instance whose replacement is alive (its verdict cleared, or not known to a new leader)
+  // goes before the others: that finishes the replacement instead of removing a bystander.
   const rank = (x: PlanInstance): number =>
     x.unhealthy?.skipDrain
       ? 0
@@ -448,9 +475,11 @@ function pickVictims(
         ? 1
         : x.spotNotice
           ? 2
-          : x.infraHash !== group.infraHash
+          : hasReplacement(x)
             ? 3
-            : 4;
+            : x.infraHash !== group.infraHash
+              ? 4
+              : 5;
   // `counted` is already oldest first; a stable sort by rank keeps that order within a rank.
   return counted
     .map((x) => ({ x, r: rank(x) }))

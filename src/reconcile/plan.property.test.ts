@@ -340,6 +340,19 @@ class Fleet {
     const before = this.capCounts();
     this.apply(result.actions);
     const after = this.capCounts();
+    // The executor deletes an instance only after the create that replaces it (replacement
+    // first): during that create it still exists, so it counts against the cap too. The executor
+    // runs one create per group at a time, after the pass's other deletes: the group's first
+    // create overlaps the instance it replaces, and its later creates wait for the next passes.
+    const overlap = new Map<string, number>();
+    for (const a of result.actions) {
+      if (a.kind !== "create") continue;
+      const ref = groupRef(a.tenant, a.group);
+      const old = a.replaces === undefined ? undefined : this.instances.get(a.replaces);
+      if (!overlap.has(ref)) overlap.set(ref, old?.status === "deleting" ? 1 : 0);
+      else overlap.set(ref, overlap.get(ref)! - 1);
+    }
+    for (const [ref, d] of overlap) after.set(ref, (after.get(ref) ?? 0) + d);
     for (const [ref, n] of after) {
       const size = this.sizeOf(ref);
       // Creates never take a group above size + 1; shrinking the size may leave instances that
@@ -409,6 +422,20 @@ function runScenario(scenario: Scenario): void {
  * plan.test.ts that pins the decision that was wrong.
  */
 const REGRESSIONS: { name: string; scenario: Scenario }[] = [
+  {
+    // Chaos soak seed 422688475 (size + 1 breach): i1 drifts and its replacement i2 fails to boot;
+    // i2's own replacement was created while i1 and i2 still existed (3 for size 1). Now the
+    // failed replacement is deleted first and i1 is replaced again.
+    name: "drift + the replacement fails to boot in a size-1 group (size + 2 before)",
+    scenario: {
+      seed: 0,
+      groups: [{ size: 1, drainSteps: 0, rateSteps: 0 }],
+      eligibleSteps: undefined,
+      forcedSteps: undefined,
+      maxConcurrentCreates: undefined,
+      chaos: [[], [{ kind: "drift", g: 0 }], [{ kind: "boot-fail", pick: 0 }], [], [], [], [], []],
+    },
+  },
   {
     // The group is one short (the create budget is 1) when drift starts rotating i2; i3 goes silent,
     // takes the last size + 1 slot for its replacement and recovers, and was then drained as a

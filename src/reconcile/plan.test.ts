@@ -431,7 +431,7 @@ table("unhealthy replacement (priority 3)", [
     want: ["delete b unhealthy skip-drain"],
   },
   {
-    name: "a replacement that itself failed is replaced, and the original waits",
+    name: "a replacement that itself failed is deleted, and the original is replaced again",
     groups: [grp({ size: 5 })],
     instances: [
       inst("a", 30),
@@ -441,7 +441,31 @@ table("unhealthy replacement (priority 3)", [
       inst("e", 8),
       inst("r", 1, { unhealthy: dead }),
     ],
-    want: ["create web unhealthy replaces=r", "delete r unhealthy skip-drain"],
+    // The delete goes first; the executor holds the create until it is done (size + 1).
+    want: ["delete r unhealthy skip-drain", "create web unhealthy replaces=b"],
+  },
+  {
+    name: "a silent replacement of a silent instance is drained, not replaced (size + 1)",
+    groups: [grp({ size: 2 })],
+    instances: [
+      inst("a", 30, { unhealthy: silent, replacedBy: "b" }),
+      inst("b", 1, { unhealthy: silent }),
+      inst("x", 20),
+    ],
+    settings: { guard: { maxUnhealthyFraction: 1, maxUnhealthyCount: 2 } },
+    want: ["drain b unhealthy until=+300s", "defer web unhealthy size-cap x1"],
+    wakeSec: 300,
+  },
+  {
+    name: "a pending replacement that went silent is deleted (nothing registered to drain)",
+    groups: [grp({ size: 2 })],
+    instances: [
+      inst("a", 30, { unhealthy: silent, replacedBy: "b" }),
+      pending("b", 1, { unhealthy: silent }),
+      inst("x", 20),
+    ],
+    settings: { guard: { maxUnhealthyFraction: 1, maxUnhealthyCount: 2 } },
+    want: ["delete b unhealthy skip-drain", "create web unhealthy replaces=a"],
   },
   {
     name: "replacement gone: the unhealthy instance is replaced again",
@@ -1038,13 +1062,13 @@ table(
       wakeSec: 25 * 60,
     },
     {
-      name: "2 and 3: a dead instance is still replaced alongside (net zero against the cap)",
+      name: "2 and 3: a dead instance is deleted, its replacement waits for the size + 1 slot",
       instances: [inst("a", 50), inst("b", 20, { unhealthy: dead }), inst("c", 10)],
       settings: { forcedAgeMs: 45 * MIN },
       want: [
         "create web forced-expiry replaces=a",
-        "create web unhealthy replaces=b",
         "delete b unhealthy skip-drain",
+        "defer web unhealthy size-cap x1",
       ],
       wakeSec: 35 * 60,
     },

@@ -68,6 +68,8 @@ describe("rebuildCache", () => {
         provider_instance_id: vmDeleting.providerInstanceId,
         status: "deleting",
         deleted_at: new Date(at + 5000).toISOString(),
+        delete_reason: "drain-timeout",
+        drain_reason: "scale-down",
       });
       await put(vanished, { provider_instance_id: "i-gone" });
       await put(preInsert);
@@ -112,6 +114,12 @@ describe("rebuildCache", () => {
       assert.equal(getInstance(f.db, preInsert)?.providerId, undefined);
       assert.match(getInstance(f.db, noIdYet)?.providerId ?? "", /^i-/);
       assert.equal(getInstance(f.db, deleting)?.deletedAt, at + 5000);
+      // Why it left, as the term that deleted it knew (a scale-down drain is surplus to size + 1).
+      const gone = listInstanceDecisions(f.db, deleting).at(-1);
+      assert.deepEqual(
+        [gone?.decision, gone?.reason, gone?.at, gone?.evidence.drain_reason],
+        ["deleted", "drain-timeout", at + 5000, "scale-down"],
+      );
       assert.equal(
         (await f.provider.getInstanceStatus(deleting, vmDeleting.providerInstanceId))?.status,
         "deleted",

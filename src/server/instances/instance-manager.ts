@@ -404,6 +404,8 @@ export class InstanceManager implements InstanceExecutor {
         status: "deleting",
         deleted_at: new Date(at).toISOString(),
         delete_reason: opts.reason,
+        // Why a drain that ended in this delete was started: another server's history reads it.
+        ...(opts.drainReason ? { drain_reason: opts.drainReason } : {}),
         last_updated: new Date(at).toISOString(),
       }),
       { signal },

@@ -5,6 +5,9 @@
  * `--cachedir` was deleted) knows every instance the shard owns and creates no duplicates:
  *
  * - a record without a row becomes a row (deleted records as soft-deleted rows, kept for GC);
+ * - a live row whose record says `deleting` (an earlier term on another server deleted it while
+ *   this server's cache still held it) is soft-deleted at the record's time: a stale row must not
+ *   count, nor get a later deletion time, once this server leads again;
  * - a VM fills in a row's missing provider ID and its current status;
  * - a live row whose VM the provider no longer has (confirmed by a status call) is marked deleted;
  * - a VM whose record says `deleting` is deleted again (term-fenced); a VM with no record at all is
@@ -66,6 +69,8 @@ export interface RebuildCacheResult {
   providerIdsFilled: number;
   /** Live rows whose VM is gone, now marked deleted. */
   markedDeleted: number;
+  /** Live rows whose record says another term deleted the instance, now marked deleted. */
+  deletedElsewhere: number;
   /** VMs deleted again because their record says `deleting`. */
   deletedVmsRemoved: number;
   /** Instance IDs (or provider IDs) of VMs no record knows. */
@@ -88,6 +93,7 @@ export async function rebuildCache(
     providerInstances: 0,
     providerIdsFilled: 0,
     markedDeleted: 0,
+    deletedElsewhere: 0,
     deletedVmsRemoved: 0,
     unknownVms: [],
     durationMs: 0,
@@ -103,8 +109,12 @@ export async function rebuildCache(
   for (const r of records) if (r.replaces) replacedBy.set(r.replaces, r.instanceId);
   db.transaction(() => {
     for (const r of records) {
-      if (restore(db, r, replacedBy.get(r.instanceId))) result.rowsRestored++;
-      else if (
+      if (restore(db, r, replacedBy.get(r.instanceId))) {
+        result.rowsRestored++;
+        if (r.status === "deleting") recordDeletedElsewhere(db, r);
+      } else if (r.status === "deleting" && markDeletedElsewhere(db, r)) {
+        result.deletedElsewhere++;
+      } else if (
         r.providerInstanceId &&
         fillProviderId(db, r.instanceId, r.providerInstanceId, r.lastUpdated)
       ) {
@@ -216,6 +226,7 @@ export async function rebuildCache(
     provider_instances: result.providerInstances,
     provider_ids_filled: result.providerIdsFilled,
     marked_deleted: result.markedDeleted,
+    deleted_elsewhere: result.deletedElsewhere,
     deleted_vms_removed: result.deletedVmsRemoved,
     unknown_vms: result.unknownVms.length,
     duration_ms: Math.round(result.durationMs),
@@ -256,6 +267,32 @@ async function readRecords(
   );
   await Promise.all(Array.from({ length: n }, worker));
   return out;
+}
+
+/** Soft-deletes the live row of an instance whose record says `deleting`; false when none is live. */
+function markDeletedElsewhere(db: Db, r: StoredInstanceRecord): boolean {
+  const at = r.deletedAt ?? r.lastUpdated;
+  if (!markInstanceDeleted(db, r.instanceId, at, "deleting")) return false;
+  recordDeletedElsewhere(db, r);
+  return true;
+}
+
+/**
+ * Records, from a `deleting` record, the `deleted` decision another term made, so this server's
+ * history says why the instance left (a scale-down drain is surplus to the size + 1 count).
+ */
+function recordDeletedElsewhere(db: Db, r: StoredInstanceRecord): void {
+  recordDecision(db, {
+    instanceId: r.instanceId,
+    decision: "deleted",
+    reason: r.deleteReason ?? "deleted",
+    evidence: {
+      by: "earlier-term",
+      provider_instance_id: r.providerInstanceId ?? "",
+      ...(r.drainReason ? { drain_reason: r.drainReason } : {}),
+    },
+    at: r.deletedAt ?? r.lastUpdated,
+  });
 }
 
 function restore(db: Db, r: StoredInstanceRecord, replacedBy: string | undefined): boolean {

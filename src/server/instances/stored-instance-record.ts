@@ -36,6 +36,10 @@ export interface StoredInstanceRecord {
   /** The instance this one replaces. */
   replaces?: string;
   deletedAt?: number;
+  /** Why it was deleted (`delete_reason`), once `deleting`. */
+  deleteReason?: string;
+  /** Why the drain that ended in the delete was started (`drain_reason`), if one was. */
+  drainReason?: string;
 }
 
 /** What a new record needs. */
@@ -138,6 +142,8 @@ export function readInstanceRecord(json: unknown): StoredInstanceRecord | undefi
     ["certSerial", str(r.cert_serial)],
     ["replaces", str(r.replaces)],
     ["deletedAt", time(r.deleted_at)],
+    ["deleteReason", str(r.delete_reason)],
+    ["drainReason", str(r.drain_reason)],
   ];
   const out = rec as unknown as Record<string, unknown>;
   for (const [k, v] of optional) if (v !== undefined) out[k] = v;
