@@ -43,6 +43,7 @@ import { type S3TestServer, startS3Server } from "../support/s3-server.js";
 import { TEST_ENCRYPTION_KEY } from "../support/server-process.js";
 import { STEADY_ELECTION, shardConfigText } from "../support/shard-fixture.js";
 import {
+  leadershipOf,
   type ShardServer,
   startShardServers,
   waitForSingleLeader,
@@ -76,6 +77,8 @@ const CHAOS_HEALTH_CHECK_INTERVAL = "3s";
 const CHAOS_SWEEP_INTERVAL = "5s";
 /** Most dynamic groups alive at once (each holds at most one agent). */
 const MAX_DYNAMIC_GROUPS = 2;
+/** How long a leader must have led its term before its database is sampled (its rebuild). */
+const SETTLED_LEADER_MS = 10_000;
 /** Prefix of the dynamic groups the operator creates. */
 const DYNAMIC_PREFIX = "chaos-";
 /** Key of the shard's static config in the bucket. */
@@ -406,21 +409,41 @@ class ChaosSoak {
     await rm(this.#dir, { recursive: true, force: true });
   }
 
-  /** Samples the leader's database every 100 ms until stopped. */
+  /**
+   * Samples the leader's database every 250 ms until stopped. A sample counts only when the server
+   * says it leads, has led the same term for {@link SETTLED_LEADER_MS} (a new leader first rebuilds
+   * its rows from storage) and still leads it after the read: a former leader's or a rebuilding
+   * leader's rows are stale by design, and the history check covers every moment afterwards.
+   */
   async #runChecker(signal: AbortSignal): Promise<void> {
+    const ledSince = new Map<string, number>();
+    const leads = async (s: ShardServer): Promise<string | undefined> => {
+      const st = await leadershipOf(s).catch(() => undefined);
+      return st?.role === "leader" ? `${s.id}/${st.term}` : undefined;
+    };
     while (!signal.aborted) {
-      if (this.#leaderDb()) {
-        try {
-          this.#checker.check("sample");
-          this.#checks++;
-        } catch (err) {
-          // The database is being recreated or the leader changed under us: sample again.
-          if (!(err instanceof BetterSqlite3.SqliteError) && !/no leader/.test(String(err))) {
-            this.#checker.violations.push(`checker failed: ${String(err)}`);
+      const server = this.#servers.find((s) => s.id === this.#leaderId);
+      const term = server && isLive(server) ? await leads(server) : undefined;
+      if (term === undefined) {
+        await this.#findLeader(2_000).catch(() => undefined);
+      } else {
+        if (!ledSince.has(term)) ledSince.set(term, Date.now());
+        if (Date.now() - ledSince.get(term)! >= SETTLED_LEADER_MS && this.#leaderDb()) {
+          const mark = this.#checker.violations.length;
+          try {
+            this.#checker.check("sample");
+            if ((await leads(server!)) === term) this.#checks++;
+            else this.#checker.violations.splice(mark);
+          } catch (err) {
+            this.#checker.violations.splice(mark);
+            // The database is being recreated or the leader changed under us: sample again.
+            if (!(err instanceof BetterSqlite3.SqliteError) && !/no leader/.test(String(err))) {
+              this.#checker.violations.push(`checker failed: ${String(err)}`);
+            }
           }
         }
       }
-      await sleep(100, signal).catch(() => undefined);
+      await sleep(250, signal).catch(() => undefined);
     }
   }
 
