@@ -18,6 +18,7 @@ import type { Db } from "../../db/database.js";
 import { getInstance } from "../../db/instances-table.js";
 import type { CertificateAuthority } from "../../pki/ca.js";
 import type { FileTransfer } from "../../protocol/gen/nstance/v1/agent.js";
+import { ConcurrencyLimit } from "../../shared/concurrency-limit.js";
 import { errorMessage } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { runInBackground } from "../../shared/run-in-background.js";
@@ -26,7 +27,6 @@ import type { ConfigStore } from "../config-store.js";
 import type { SecretsStore } from "../secrets/secrets-store.js";
 import type { AgentKeyCache } from "./agent-key-cache.js";
 import { writeCertlog } from "./certlog.js";
-import { ConcurrencyLimit } from "./concurrency-limit.js";
 import {
   CA_CERT_FILE,
   certificatesDueForRenewal,

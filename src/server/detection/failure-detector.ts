@@ -28,11 +28,11 @@ import type { Provider, ProviderStatus } from "../../providers/provider.js";
 import type { HealthVerdict } from "../../reconcile/reconciler.js";
 import type { ErrorNotifier } from "../../reconcile/tenant-events.js";
 import { type BackoffOptions, backoffDelayMs } from "../../shared/backoff.js";
+import { ConcurrencyLimit } from "../../shared/concurrency-limit.js";
 import { errorMessage, IllegalStateError, NstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { runInBackground } from "../../shared/run-in-background.js";
 import { sleep } from "../../shared/sleep.js";
-import { ConcurrencyLimit } from "../api/concurrency-limit.js";
 import { type CheckVerdict, judgeCheck } from "./check-verdict.js";
 import { pruneDecisions } from "./decision-retention.js";
 import {

@@ -5,8 +5,8 @@
  */
 import type { RegistrationServiceServer } from "../../../protocol/gen/nstance/v1/registration.js";
 import { RegistrationServiceService } from "../../../protocol/gen/nstance/v1/registration.js";
+import { ConcurrencyLimit } from "../../../shared/concurrency-limit.js";
 import type { ApiContext } from "../api-context.js";
-import { ConcurrencyLimit } from "../concurrency-limit.js";
 import { unaryHandler } from "../handler.js";
 import { type RegisterAgentState, registerAgent } from "./register-agent.js";
 import { registerOperator } from "./register-operator.js";

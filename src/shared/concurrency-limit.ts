@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * A FIFO limit on concurrent work. Registration is CPU-bound (certificate issuance): with every
+ * A FIFO limit on concurrent work (registration, file delivery, provider checks). Registration is CPU-bound (certificate issuance): with every
  * call of a storm in flight at once, all of them advance in lockstep and finish together at the
  * end. Admitting a few at a time in arrival order keeps throughput and lets early callers finish
  * early; a caller that gave up (cancelled, deadline passed) while queued costs nothing.
