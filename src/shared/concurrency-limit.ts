@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * A FIFO limit on concurrent work (registration, file delivery, provider checks). Registration is CPU-bound (certificate issuance): with every
- * call of a storm in flight at once, all of them advance in lockstep and finish together at the
- * end. Admitting a few at a time in arrival order keeps throughput and lets early callers finish
- * early; a caller that gave up (cancelled, deadline passed) while queued costs nothing.
+ * A FIFO limit on concurrent work (registration, file delivery, provider checks). Registration is
+ * CPU-bound (certificate issuance): with every call of a storm in flight at once, all of them
+ * advance in lockstep and finish together at the end. Admitting a few at a time in arrival order
+ * keeps throughput and lets early callers finish early; a caller that gave up (cancelled, deadline
+ * passed) while queued costs nothing.
  */
 
 /** Runs at most `limit` tasks at once; the others wait in arrival order. */
