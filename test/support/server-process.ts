@@ -3,12 +3,8 @@
  * Test support: runs a real `nstance-server` process, collects its JSON log lines, and polls its
  * health endpoint. Used by the multi-process tests and benchmarks.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const ENTRY = fileURLToPath(new URL("../../src/bin/nstance-server.ts", import.meta.url));
+import { type LoggedProcess, spawnLoggedProcess } from "./logged-process.js";
 
 /** The cluster encryption key test servers use unless a test gives another (base64 of 32 bytes). */
 export const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString("base64");
@@ -54,14 +50,8 @@ function kernelPort(): Promise<number> {
 }
 
 /** A running server process. */
-export interface ServerProcess {
-  child: ChildProcess;
-  /** Parsed JSON log lines so far (non-JSON lines are kept as `{raw}`). */
-  logs: Array<Record<string, unknown>>;
-  stderr: string[];
+export interface ServerProcess extends LoggedProcess {
   healthUrl: string;
-  /** Resolves with the exit code (or signal name) once the process ends. */
-  exited: Promise<number | string>;
   /** GET /health → status code, or 0 when nothing answers. */
   health(): Promise<{ status: number; body: Record<string, unknown> | undefined }>;
   /** Polls until `pred(status, body)` holds or the timeout passes (throws, with the recent logs). */
@@ -69,13 +59,6 @@ export interface ServerProcess {
     pred: (status: number, body: Record<string, unknown> | undefined) => boolean,
     timeoutMs?: number,
   ): Promise<void>;
-  /** Waits for a log line matching `pred`. */
-  waitLog(
-    pred: (line: Record<string, unknown>) => boolean,
-    timeoutMs?: number,
-  ): Promise<Record<string, unknown>>;
-  /** Sends a signal and waits for exit (SIGKILL after `graceMs`). */
-  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | string>;
 }
 
 /** Options for {@link startServerProcess}. */
@@ -88,40 +71,12 @@ export interface StartServerOptions {
 
 /** Spawns `nstance-server` with the given args (health bound to 127.0.0.1:healthPort). */
 export function startServerProcess(opts: StartServerOptions): ServerProcess {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", ENTRY, ...opts.args, "--bind-health", `127.0.0.1:${opts.healthPort}`],
-    {
-      cwd: opts.cwd ?? ROOT,
-      env: {
-        ...process.env,
-        NODE_NO_WARNINGS: "1",
-        NSTANCE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-        ...opts.env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  const logs: Array<Record<string, unknown>> = [];
-  const stderr: string[] = [];
-  let buf = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    buf += chunk;
-    let nl = buf.indexOf("\n");
-    while (nl >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-      nl = buf.indexOf("\n");
-    }
-  });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => stderr.push(c));
-  const exited = new Promise<number | string>((resolve) => {
-    child.once("exit", (code, sig) => resolve(code ?? sig ?? -1));
+  const proc = spawnLoggedProcess({
+    entry: "src/bin/nstance-server.ts",
+    args: [...opts.args, "--bind-health", `127.0.0.1:${opts.healthPort}`],
+    env: { NSTANCE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...opts.env },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    label: "server",
   });
   const healthUrl = `http://127.0.0.1:${opts.healthPort}/health`;
 
@@ -143,18 +98,9 @@ export function startServerProcess(opts: StartServerOptions): ServerProcess {
       return { status: 0, body: undefined };
     }
   };
-  const recent = (): string =>
-    `\n--- recent logs ---\n${logs
-      .slice(-15)
-      .map((l) => JSON.stringify(l))
-      .join("\n")}\n--- stderr ---\n${stderr.join("").slice(-2000)}`;
-
   return {
-    child,
-    logs,
-    stderr,
+    ...proc,
     healthUrl,
-    exited,
     health,
     async waitHealth(pred, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
@@ -165,25 +111,8 @@ export function startServerProcess(opts: StartServerOptions): ServerProcess {
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(
-        `health condition not met within ${timeoutMs} ms; last ${last.status} ${JSON.stringify(last.body)}${recent()}`,
+        `health condition not met within ${timeoutMs} ms; last ${last.status} ${JSON.stringify(last.body)}${proc.recent()}`,
       );
-    },
-    async waitLog(pred, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const hit = logs.find(pred);
-        if (hit) return hit;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`log line not seen within ${timeoutMs} ms${recent()}`);
-    },
-    async stop(signal = "SIGTERM", graceMs = 10_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return exited;
-      child.kill(signal);
-      const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
-      const r = await exited;
-      clearTimeout(t);
-      return r;
     },
   };
 }
