@@ -20,7 +20,7 @@ const DEFAULT_CHAOS_MINUTES = 30;
 /** Faults of one round in the long soak. */
 const LONG_ROUND_FAULTS_MS = 3 * 60_000;
 /** What one round costs beyond its faults (convergence, checks), for planning the round count. */
-const ROUND_OVERHEAD_MS = 60_000;
+const ROUND_OVERHEAD_MS = 15_000;
 
 const minutes = Number(process.env.NSTANCE_CHAOS_MINUTES ?? DEFAULT_CHAOS_MINUTES);
 const seed = process.env.NSTANCE_CHAOS_SEED ? Number(process.env.NSTANCE_CHAOS_SEED) : randomSeed();
@@ -28,7 +28,8 @@ const roundFaultsMs = Math.min(
   LONG_ROUND_FAULTS_MS,
   Math.max(DEFAULT_ROUND_FAULTS_MS, minutes * 60_000 - ROUND_OVERHEAD_MS),
 );
-const rounds = Math.max(1, Math.round((minutes * 60_000) / (roundFaultsMs + ROUND_OVERHEAD_MS)));
+// Rounded up: the run lasts at least the minutes asked for (a round converges within seconds).
+const rounds = Math.max(1, Math.ceil((minutes * 60_000) / (roundFaultsMs + ROUND_OVERHEAD_MS)));
 
 const report = await runChaosSoak({
   seed,

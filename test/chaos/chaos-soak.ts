@@ -632,13 +632,19 @@ class ChaosSoak {
         const prev = this.#sizes.at(-1)!.size;
         // Counted against the larger size until a convergence confirms the new one.
         this.#samplerSize = Math.max(this.#samplerSize, prev, size);
-        this.#sizes.push({ at: Date.now(), size });
-        await this.#change(kind, FLEET_GROUP, { size, present: true }, [
+        // The leader applies the change at some moment between sending and the answer (the admin
+        // client may retry it on another server for seconds): the history counts the larger size
+        // meanwhile, the new one from the acknowledgement, the old one again after a refusal.
+        this.#sizes.push({ at: Date.now(), size: Math.max(prev, size) });
+        const outcome = await this.#change(kind, FLEET_GROUP, { size, present: true }, [
           "group",
           "scale",
           FLEET_GROUP,
           String(size),
         ]);
+        if (outcome !== "unknown") {
+          this.#sizes.push({ at: Date.now(), size: outcome === "acknowledged" ? size : prev });
+        }
         return;
       }
       case "create-group": {
@@ -738,7 +744,7 @@ class ChaosSoak {
     key: string,
     next: { size: number; present: boolean },
     argv: string[],
-  ): Promise<void> {
+  ): Promise<"acknowledged" | "refused" | "unknown"> {
     // Counted against the larger size from before the change is sent until a convergence.
     this.#bound.set(key, Math.max(this.#bound.get(key) ?? 0, next.size));
     const r = await this.#shardAdmin(argv);
@@ -746,7 +752,7 @@ class ChaosSoak {
     if (r.code === 0) {
       this.#expected.set(key, { ...next, certain: true, acks: 1 });
       this.#count(kind, true);
-      return;
+      return "acknowledged";
     }
     this.#count(kind, false);
     // A delete refused because the group does not exist: it is absent, whatever came before
@@ -756,10 +762,12 @@ class ChaosSoak {
         this.#report.violations.push(`acknowledged group ${key} missing: ${r.err.trim()}`);
       }
       this.#expected.set(key, { ...next, certain: true, acks: 0 });
-      return;
+      return "refused";
     }
     // Refused for a reason that proves nothing happened: the expectation stands.
-    if (/not the shard leader|no leader|already exists|not found|ECONNREFUSED/i.test(r.err)) return;
+    if (/not the shard leader|no leader|already exists|not found|ECONNREFUSED/i.test(r.err)) {
+      return "refused";
+    }
     this.#o.log?.(`${argv.join(" ")}: outcome unknown (${r.err.trim()})`);
     this.#expected.set(key, {
       size: next.size,
@@ -767,6 +775,7 @@ class ChaosSoak {
       certain: false,
       acks: prev?.acks ?? 0,
     });
+    return "unknown";
   }
 
   async #admin(argv: string[]): Promise<AdminResult> {
@@ -945,6 +954,11 @@ class ChaosSoak {
       this.#o.signal?.throwIfAborted();
       why = await this.#notConverged();
       if (why === undefined) {
+        const fleet = this.#expected.get(FLEET_GROUP);
+        if (fleet?.certain && fleet.size !== this.#sizes.at(-1)!.size) {
+          // Converged on a size whose change had an unknown outcome: it took effect by now.
+          this.#sizes.push({ at: Date.now(), size: fleet.size });
+        }
         this.#samplerSize = this.#sizes.at(-1)!.size;
         for (const [key, g] of this.#expected) {
           if (g.certain) this.#bound.set(key, g.present ? g.size : 0);

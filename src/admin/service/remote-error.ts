@@ -51,7 +51,7 @@ function describe(err: NstanceError, timeoutMs: number): string {
     const what =
       err.code === "deadline_exceeded"
         ? `no answer within ${formatDurationMs(timeoutMs)} (--timeout)`
-        : `the connection broke mid-call: ${describeUnavailable(err.message)}`;
+        : `the call failed part-way: ${describeUnavailable(err.message)}`;
     return `${err.rpc}: outcome unknown, ${what}; it may have been applied: check before repeating it`;
   }
   switch (err.code) {
