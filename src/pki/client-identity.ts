@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Reads who a client is from its (already verified) client certificate. */
+import { X509Certificate } from "node:crypto";
 import { NstanceError } from "../shared/errors.js";
 import {
   children,
@@ -105,7 +106,7 @@ function readCertificateFields(der: Uint8Array): CertificateFields {
 export function parseClientIdentity(cert: string | Uint8Array): ClientIdentity {
   let parsed: CertificateFields;
   try {
-    parsed = readCertificateFields(typeof cert === "string" ? pemToDer(cert) : cert);
+    parsed = readCertificateFields(typeof cert === "string" ? new X509Certificate(cert).raw : cert);
   } catch (err) {
     throw unauthenticated("cannot be parsed", err);
   }
@@ -127,11 +128,4 @@ export function parseClientIdentity(cert: string | Uint8Array): ClientIdentity {
     );
   }
   return { clientId, tenant: orgs[0]!, role, serial: parsed.serial, notAfter: parsed.notAfter };
-}
-
-/** The DER of the first CERTIFICATE block of a PEM text. */
-function pemToDer(pem: string): Uint8Array {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) throw new DerError("no PEM CERTIFICATE block");
-  return Buffer.from(m[1]!.replace(/\s+/g, ""), "base64");
 }
