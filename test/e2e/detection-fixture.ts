@@ -7,6 +7,7 @@
  * announces a spot termination. Replacements get neither, so one fault hits one instance.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,6 +79,11 @@ export function agentEnvFile(dir: string, k: number): string {
   return join(dir, `agent-${k}.env`);
 }
 
+/** The lock directory the k-th agent spawned takes; it holds that agent's `instance-id`. */
+function firstAgentLock(dir: string, k: number): string {
+  return join(dir, `agent-${k}`);
+}
+
 /** The file of `export NAME=value` lines every agent reads when it exists as the agent starts. */
 export function allAgentsEnvFile(dir: string): string {
   return join(dir, "agents.env");
@@ -85,8 +91,8 @@ export function allAgentsEnvFile(dir: string): string {
 
 /**
  * The agent command: a shell that hands the k-th agent spawned the k-th environment of
- * `firstAgents` and its {@link agentEnvFile} (`mkdir` is atomic, so each lock is taken once),
- * makes every later agent wait `laterBootDelayMs` (a VM booting), gives every agent
+ * `firstAgents` and its {@link agentEnvFile} (`mkdir` is atomic, so each lock is taken once, and
+ * the lock records the instance ID so a test can find which instance got which environment), makes every later agent wait `laterBootDelayMs` (a VM booting), gives every agent
  * {@link allAgentsEnvFile}, then runs the real agent.
  */
 export function agentCommand(
@@ -98,11 +104,13 @@ export function agentCommand(
   const base = `export NSTANCE_METRICS_INTERVAL=${REPORT_INTERVAL_MS}ms; if [ -f ${all} ]; then . ${all}; fi`;
   const branches = firstAgents.map((env, k) => {
     const file = quote(agentEnvFile(lockDir, k));
+    const lock = quote(firstAgentLock(lockDir, k));
     const exports = [
+      `echo "$NSTANCE_INSTANCE_ID" > ${lock}/instance-id`,
       ...Object.entries(env).map(([key, v]) => `export ${key}=${quote(v)}`),
       `if [ -f ${file} ]; then . ${file}; fi`,
     ];
-    return `mkdir ${quote(join(lockDir, `agent-${k}`))} 2>/dev/null; then ${exports.join("; ")}`;
+    return `mkdir ${lock} 2>/dev/null; then ${exports.join("; ")}`;
   });
   const boot = laterBootDelayMs > 0 ? `sleep ${laterBootDelayMs / 1000}` : "";
   const pick =
@@ -169,11 +177,58 @@ export class DetectionFleet {
       .map((i) => i.id);
   }
 
-  /** Polls `cond` until it holds; on timeout throws with the server's and agents' recent logs. */
+  /**
+   * Polls `cond` until it holds; on timeout throws with the server's and agents' recent logs,
+   * then every instance's decisions (last, so a truncated CI excerpt still shows them).
+   */
   async until(what: string, cond: () => boolean, timeoutMs = DETECTION_WAIT_MS): Promise<void> {
     await waitFor(what, cond, timeoutMs).catch(async (err: unknown) => {
-      throw new Error(`${String(err)}${await this.fleet.recent()}`);
+      throw new Error(`${String(err)}${await this.fleet.recent()}\n${this.decisionSummary()}`);
     });
+  }
+
+  /** One line per instance the database knows: first-agent slot, whether deleted, decisions. */
+  decisionSummary(): string {
+    const rows = this.fleet.db
+      .prepare("SELECT id, deleted_at FROM instances ORDER BY issued_at")
+      .all() as Array<{ id: string; deleted_at: number | null }>;
+    const lines = rows.map((r) => {
+      const k = this.firstAgentIndex(r.id);
+      const story = this.history(r.id).map((d) => `${d.decision}(${d.reason})`);
+      return `${r.id}${k === undefined ? "" : ` [agent-${k}]`}${r.deleted_at === null ? "" : " deleted"}: ${story.join(" ")}`;
+    });
+    return `--- decisions ---\n${lines.join("\n")}`;
+  }
+
+  /** Which of the `firstAgents` environments instance `id` got, if any. */
+  firstAgentIndex(id: string): number | undefined {
+    for (let k = 0; ; k++) {
+      let recorded: string;
+      try {
+        recorded = readFileSync(join(firstAgentLock(this.fleet.dir, k), "instance-id"), "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw err;
+      }
+      if (recorded.trim() === id) return k;
+    }
+  }
+
+  /**
+   * Waits until `size` agents report, then picks the oldest live instance that got one of the
+   * `firstAgents` environments, and which. A test gives several agents their own fault (a proxy,
+   * a metadata service each), so an agent replaced while the fleet starts on a busy machine does
+   * not leave the test without a target.
+   */
+  async firstAgentVictim(size: number): Promise<{ id: string; k: number }> {
+    const live = await this.whole(size);
+    for (const id of live) {
+      const k = this.firstAgentIndex(id);
+      if (k !== undefined) return { id, k };
+    }
+    throw new Error(
+      `no live instance runs with a firstAgents environment (all replaced during setup)\n${this.decisionSummary()}`,
+    );
   }
 
   /** Waits until `size` agents of the group report (every live instance, none left over). */

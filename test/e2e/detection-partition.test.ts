@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Failure detection end to end (issue 7), network partition: one agent reaches the server through
-// a TCP proxy that stops forwarding without closing either socket. Neither side sees an error;
+// a TCP proxy that stops forwarding without closing either socket (the first agents each get a
+// proxy of their own, so an agent replaced while the fleet starts leaves another to cut). Neither side sees an error;
 // the server's keepalive finds the dead path within `keepalive_time + keepalive_timeout`, the
 // provider says the VM runs, and after the missed reports it is replaced, drained and deleted.
 import assert from "node:assert/strict";
@@ -19,43 +20,52 @@ const KEEPALIVE_BOUND_MS =
   parseDurationMs(TEST_FAILURE_DETECTION.keepalive_time)! +
   parseDurationMs(TEST_FAILURE_DETECTION.keepalive_timeout)!;
 
+/** Agents that each reach the server through a proxy of their own. */
+const PROXIED_AGENTS = 4;
+
 describe("failure detection: network partition", { concurrency: false }, () => {
   let d: DetectionFleet;
-  let proxy: TcpProxy;
+  const proxies: TcpProxy[] = [];
   before(async () => {
-    // The group starts empty: the first agent's address (the proxy) exists only once the server
+    // The group starts empty: the agents' addresses (the proxies) exist only once the server
     // listens.
-    d = await startDetectionFleet({ size: 0, firstAgents: [{}] });
-    proxy = await startTcpProxy("127.0.0.1", d.fleet.server.ports.agent);
-    await writeFile(
-      agentEnvFile(d.fleet.dir, 0),
-      `export NSTANCE_SERVER_AGENT_ADDR=localhost:${proxy.port}\n`,
-    );
+    d = await startDetectionFleet({
+      size: 0,
+      firstAgents: Array.from({ length: PROXIED_AGENTS }, () => ({})),
+    });
+    for (let k = 0; k < PROXIED_AGENTS; k++) {
+      const proxy = await startTcpProxy("127.0.0.1", d.fleet.server.ports.agent);
+      proxies.push(proxy);
+      await writeFile(
+        agentEnvFile(d.fleet.dir, k),
+        `export NSTANCE_SERVER_AGENT_ADDR=localhost:${proxy.port}\n`,
+      );
+    }
     await d.scale(3);
   });
   after(async () => {
-    await proxy?.stop();
+    for (const proxy of proxies) await proxy.stop();
     await d?.stop();
   });
 
   it("a path that silently stops forwarding is found within the keepalive bound", async (t) => {
-    const [victim] = await d.whole(3);
+    const { id: victim, k } = await d.firstAgentVictim(3);
     const cutAt = Date.now();
-    proxy.mode = "blackhole";
+    proxies[k]!.mode = "blackhole";
 
     await d.until(
       "the partitioned stream lost",
-      () => (d.decision(victim!, "agent_disconnected")?.at ?? 0) > cutAt,
+      () => (d.decision(victim, "agent_disconnected")?.at ?? 0) > cutAt,
     );
-    const lostAfterMs = d.decision(victim!, "agent_disconnected")!.at - cutAt;
+    const lostAfterMs = d.decision(victim, "agent_disconnected")!.at - cutAt;
     t.diagnostic(
       `partition → stream lost after ${lostAfterMs} ms (bound ${KEEPALIVE_BOUND_MS} ms)`,
     );
     // Generous: the bound itself, with headroom for a busy machine.
     assert.ok(lostAfterMs <= 5 * KEEPALIVE_BOUND_MS, `found after ${lostAfterMs} ms`);
 
-    await d.until("the partitioned instance deleted", () => d.deleted(victim!));
-    const [lost, verdict, replacement, drain] = d.assertStory(victim!, [
+    await d.until("the partitioned instance deleted", () => d.deleted(victim));
+    const [lost, verdict, replacement, drain] = d.assertStory(victim, [
       "agent_disconnected",
       "found_unhealthy",
       "replacement_started",

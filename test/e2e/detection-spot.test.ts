@@ -10,42 +10,43 @@ import { type DetectionFleet, startDetectionFleet } from "./detection-fixture.js
 /** Time from the notice to the (announced) termination; AWS gives two minutes. */
 const NOTICE_MS = 60_000;
 
+/** Agents on "spot VMs", each with a metadata service of its own; later ones see no notice. */
+const SPOT_AGENTS = 4;
+
 describe("failure detection: spot termination notice", { concurrency: false }, () => {
   let d: DetectionFleet;
-  const metadata = new MetadataServer({ cloud: "aws" });
+  const metadata = Array.from({ length: SPOT_AGENTS }, () => new MetadataServer({ cloud: "aws" }));
   before(async () => {
-    await metadata.start();
-    // Only the first agent runs on a "spot VM": replacements see no notice.
+    for (const m of metadata) await m.start();
     d = await startDetectionFleet({
-      firstAgents: [
-        {
-          NSTANCE_PROVIDER: "aws",
-          NSTANCE_METADATA_URL: metadata.url,
-          NSTANCE_SPOT_POLL_INTERVAL: "500ms",
-        },
-      ],
+      firstAgents: metadata.map((m) => ({
+        NSTANCE_PROVIDER: "aws",
+        NSTANCE_METADATA_URL: m.url,
+        NSTANCE_SPOT_POLL_INTERVAL: "500ms",
+      })),
     });
   });
   after(async () => {
     await d?.stop();
-    await metadata.stop();
+    for (const m of metadata) await m.stop();
   });
 
   it("replaces the noticed instance before the deadline and drains it within the notice", async (t) => {
-    const [victim] = await d.whole(3);
+    // One agent's service announces the termination; the others never do.
+    const { id: victim, k } = await d.firstAgentVictim(3);
     const noticedAt = Date.now();
     const deadlineAt = noticedAt + NOTICE_MS;
-    metadata.setNotice({ action: "terminate", time: new Date(deadlineAt).toISOString() });
+    metadata[k]!.setNotice({ action: "terminate", time: new Date(deadlineAt).toISOString() });
 
-    await d.until("the noticed instance deleted", () => d.deleted(victim!));
+    await d.until("the noticed instance deleted", () => d.deleted(victim));
     // The replacement and the drain notice come in one reconcile pass (the VM goes at the
     // deadline whatever happens, so the operator hears at once); the delete comes last.
-    const [notice, replacement, gone] = d.assertStory(victim!, [
+    const [notice, replacement, gone] = d.assertStory(victim, [
       "termination_notice",
       "replacement_started",
       "deleted",
     ]);
-    const drain = d.assertStory(victim!, ["termination_notice", "drain_notified", "deleted"])[1];
+    const drain = d.assertStory(victim, ["termination_notice", "drain_notified", "deleted"])[1];
     const newId = String(replacement!.evidence.replacement_id);
     const created = d.decision(newId, "created");
     assert.ok(created, "the replacement was created");
@@ -55,7 +56,7 @@ describe("failure detection: spot termination notice", { concurrency: false }, (
       "the drain ends by the deadline",
     );
     assert.ok(gone!.at < deadlineAt, "the old instance left before the deadline");
-    assert.equal(d.decision(victim!, "found_unhealthy"), undefined, "a notice is not a failure");
+    assert.equal(d.decision(victim, "found_unhealthy"), undefined, "a notice is not a failure");
     t.diagnostic(
       `notice → recorded ${notice!.at - noticedAt} ms, replacement created ${created.at - noticedAt} ms, deleted ${gone!.at - noticedAt} ms (deadline ${NOTICE_MS} ms)`,
     );
