@@ -114,6 +114,11 @@ export class FakeOperatorServer {
   notLeaderMessage: string | undefined;
   /** When set, RefreshConfig fails with INVALID_ARGUMENT and this message. */
   refreshError: string | undefined;
+  /**
+   * When above 0, that many ListGroups calls fail with UNAVAILABLE (a server stopping mid-call:
+   * the client cannot tell whether the call ran).
+   */
+  failListGroups = 0;
   configEtag = "etag-1";
   readonly #server = new Server();
   #port = 0;
@@ -137,6 +142,11 @@ export class FakeOperatorServer {
         cb: Callback<ListGroupsResponse>,
       ) => {
         const tenant = this.#tenant(call, "ListGroups");
+        if (this.failListGroups > 0) {
+          this.failListGroups--;
+          fail(cb, new NstanceError("unavailable", "server shutting down"));
+          return;
+        }
         cb(null, {
           groups: [...this.groups.values()]
             .filter((g) => g.tenant === tenant)

@@ -302,6 +302,31 @@ describe("AdminService", () => {
       }
     });
 
+    it("retries a read whose outcome is unknown on the other server, but not a write", async () => {
+      const svc = service([
+        { shard: "ha", address: standby.address, addresses: [standby.address, leader.address] },
+      ]);
+      try {
+        standby.failListGroups = 1;
+        const [read] = await svc.listGroups({ shard: "ha" });
+        assert.ok(read?.ok, read && !read.ok ? read.error.message : "");
+        assert.equal(read.address, leader.address, "answered by the other server");
+        assert.equal(standby.failListGroups, 0, "the first attempt failed part-way");
+
+        // scaleGroup reads the group, then writes: its first ListGroups failing part-way ends it.
+        leader.failListGroups = 1;
+        const sizeBefore = leader.groups.get("default/g2")?.size;
+        const [write] = await svc.scaleGroup({ shard: "ha" }, "g2", 9);
+        assert.ok(write && !write.ok);
+        assert.match(write.error.message, /ListGroups: outcome unknown/);
+        assert.equal(leader.groups.get("default/g2")?.size, sizeBefore, "nothing written");
+      } finally {
+        standby.failListGroups = 0;
+        leader.failListGroups = 0;
+        await svc.stop();
+      }
+    });
+
     it("does not retry a call whose outcome is unknown, and says so", async () => {
       const svc = service(
         [{ shard: "ha", address: standby.address, addresses: [standby.address, leader.address] }],

@@ -131,6 +131,13 @@ export type ShardResult<T> =
   | { shard: string; address: string; ok: true; value: T }
   | { shard: string; address: string; ok: false; error: RemoteError };
 
+/** One shard's part of an admin call, run on a client of one of the shard's addresses. */
+type ShardOp<T> = (
+  client: OperatorServiceClient,
+  signal?: AbortSignal,
+  server?: ShardServer,
+) => Promise<T>;
+
 /** Options for {@link AdminService}. */
 export interface AdminServiceOptions {
   /** Every shard's Operator API addresses (`--servers`). */
@@ -202,7 +209,7 @@ export class AdminService {
 
   /** Lists the caller tenant's groups on each selected shard. */
   listGroups(selection: ShardSelection, signal?: AbortSignal): Promise<ShardResult<GroupInfo[]>[]> {
-    return this.#fanOut(selection, (c, s) => this.#list(c, s), signal);
+    return this.#fanOutReads(selection, (c, s) => this.#list(c, s), signal);
   }
 
   /** One group on each selected shard; a shard without it fails with `not_found`. */
@@ -211,7 +218,7 @@ export class AdminService {
     key: string,
     signal?: AbortSignal,
   ): Promise<ShardResult<GroupInfo>[]> {
-    return this.#fanOut(selection, (c, s) => this.#find(c, key, s), signal);
+    return this.#fanOutReads(selection, (c, s) => this.#find(c, key, s), signal);
   }
 
   /**
@@ -303,7 +310,7 @@ export class AdminService {
     selection: ShardSelection,
     signal?: AbortSignal,
   ): Promise<ShardResult<ConfigStatus>[]> {
-    return this.#fanOut(
+    return this.#fanOutReads(
       selection,
       async (c, s) => {
         const res = await callUnary<GetConfigStatusResponse>(
@@ -365,7 +372,7 @@ export class AdminService {
 
   /** Names of the cluster secrets, sorted, as each selected shard sees them (never values). */
   listSecrets(selection: ShardSelection, signal?: AbortSignal): Promise<ShardResult<string[]>[]> {
-    return this.#fanOut(
+    return this.#fanOutReads(
       selection,
       async (c, s) => {
         const res = await callUnary<ListSecretsResponse>(
@@ -407,7 +414,7 @@ export class AdminService {
     group: string | undefined,
     signal?: AbortSignal,
   ): Promise<ShardResult<InstanceSummary[]>[]> {
-    return this.#fanOut(
+    return this.#fanOutReads(
       selection,
       async (c, s) => {
         const res = await callUnary<ListInstancesResponse>(
@@ -428,7 +435,7 @@ export class AdminService {
     instanceId: string,
     signal?: AbortSignal,
   ): Promise<ShardResult<InstanceDetails>[]> {
-    return this.#fanOut(
+    return this.#fanOutReads(
       selection,
       async (c, s) => {
         const st = await callUnary<GetInstanceStatusResponse>(
@@ -610,21 +617,33 @@ export class AdminService {
   /** Runs `op` against every selected shard in parallel; never rejects for a shard's failure. */
   async #fanOut<T>(
     selection: ShardSelection,
-    op: (client: OperatorServiceClient, signal?: AbortSignal, server?: ShardServer) => Promise<T>,
+    op: ShardOp<T>,
     signal?: AbortSignal,
   ): Promise<ShardResult<T>[]> {
     const targets = selectShards(this.#servers, selection);
-    return Promise.all(targets.map((server) => this.#onShard(server, op, signal)));
+    return Promise.all(targets.map((server) => this.#onShard(server, op, false, signal)));
+  }
+
+  /** {@link #fanOut} for an `op` that only reads: retried even when its outcome is unknown. */
+  async #fanOutReads<T>(
+    selection: ShardSelection,
+    op: ShardOp<T>,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<T>[]> {
+    const targets = selectShards(this.#servers, selection);
+    return Promise.all(targets.map((server) => this.#onShard(server, op, true, signal)));
   }
 
   /**
    * Runs `op` on one shard: first at the address that last answered, then, while the call
-   * certainly did not run (no connection, "not the shard leader"), at the shard's other addresses
-   * (the one a refusal names first), backing off after each full pass until the retry window ends.
+   * certainly did not run (no connection, "not the shard leader"), or that only reads, at the
+   * shard's other addresses (the one a refusal names first), backing off after each full pass
+   * until the retry window ends.
    */
   async #onShard<T>(
     server: ShardServer,
-    op: (client: OperatorServiceClient, signal?: AbortSignal, server?: ShardServer) => Promise<T>,
+    op: ShardOp<T>,
+    readOnly: boolean,
     signal?: AbortSignal,
   ): Promise<ShardResult<T>> {
     const addresses = shardAddresses(server);
@@ -650,6 +669,7 @@ export class AdminService {
                 elapsedMs: Date.now() - startedAt,
                 windowMs: this.#retryWindowMs,
                 backoff: this.#retryBackoff,
+                readOnly,
               });
         if (delayMs === undefined) {
           const error = new RemoteError(`shard ${server.shard}`, address, cause, this.#timeoutMs);
@@ -664,7 +684,7 @@ export class AdminService {
         }
         const hinted = addresses.indexOf(leaderHint(cause.message) ?? "");
         index = hinted >= 0 && hinted !== index ? hinted : (index + 1) % addresses.length;
-        this.#logger.debug("Operator API call did not run; trying again", {
+        this.#logger.debug("Operator API call failed; trying again", {
           shard: server.shard,
           address,
           next_address: addresses[index],

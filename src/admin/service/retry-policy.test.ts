@@ -107,6 +107,21 @@ describe("nextAttempt", () => {
     }
   });
 
+  it("retries a read whose outcome is unknown, but not a read that failed for good", () => {
+    const dropped = err("unavailable", "Connection dropped");
+    assert.equal(nextAttempt(dropped, { ...base, attempts: 1, readOnly: true }), 0);
+    assert.equal(nextAttempt(dropped, { ...base, attempts: 2, readOnly: true }), 200);
+    const late = err("deadline_exceeded", "Deadline exceeded");
+    assert.equal(nextAttempt(late, { ...base, attempts: 1, readOnly: true }), 0);
+    assert.equal(
+      nextAttempt(late, { ...base, attempts: 1, elapsedMs: 30_000, readOnly: true }),
+      undefined,
+      "not once the window has passed",
+    );
+    const missing = err("not_found", "group x not found");
+    assert.equal(nextAttempt(missing, { ...base, attempts: 1, readOnly: true }), undefined);
+  });
+
   it("retries a standby's refusal on the other address, or with one address while no leader is known", () => {
     const notLeader = err("precondition_failed", NOT_LEADER);
     assert.equal(nextAttempt(notLeader, { ...base, attempts: 1 }), 0);

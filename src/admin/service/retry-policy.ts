@@ -4,7 +4,8 @@
  * did not run is retried (no connection was established, or the server refused it before acting:
  * "not the shard leader", a leader still starting its reconciler). It moves to the shard's next
  * address at once; after a full pass over the HA set it backs off, until the retry window ends.
- * A call whose outcome is unknown (the connection broke mid-call, the deadline passed) never is.
+ * A call whose outcome is unknown (the connection broke mid-call, the deadline passed) is retried
+ * only when it reads and changes nothing: running a read twice is harmless.
  */
 import { type BackoffOptions, backoffDelayMs } from "../../shared/backoff.js";
 import type { NstanceError } from "../../shared/errors.js";
@@ -68,20 +69,23 @@ export interface AttemptState {
   windowMs: number;
   /** The pause after each full pass; defaults to {@link DEFAULT_RETRY_BACKOFF}. */
   backoff?: BackoffOptions;
+  /** The call only reads (ListGroups, ListInstances …): an unknown outcome may be retried too. */
+  readOnly?: boolean;
 }
 
 /**
  * After a failed attempt: `undefined` to give up, or the delay before the next attempt (0 within
  * a pass over the addresses, then a growing backoff after each full pass). Only a call that
- * certainly did not run is retried; a standby's refusal naming the leader only when the shard has
- * another address to try (with one address it would refuse again). A retry that could not start
- * before the window ends is not made.
+ * certainly did not run is retried, or a read whose outcome is unknown; a standby's refusal naming
+ * the leader only when the shard has another address to try (with one address it would refuse
+ * again). A retry that could not start before the window ends is not made.
  */
 export function nextAttempt(
   err: Pick<NstanceError, "code" | "message">,
   s: AttemptState,
 ): number | undefined {
-  if (callOutcome(err) !== "not_run") return undefined;
+  const outcome = callOutcome(err);
+  if (outcome === "failed" || (outcome === "unknown" && !s.readOnly)) return undefined;
   const n = Math.max(1, s.addressCount);
   if (n === 1 && NOT_LEADER.test(err.message) && !NO_LEADER_YET.test(err.message)) {
     return undefined;
