@@ -439,7 +439,10 @@ export class FakeAgentServer {
   ): void {
     const who = this.#caller(call);
     if ("error" in who) {
-      call.destroy(who.error);
+      // emit, not destroy: grpc-js sends a server stream's status when it ends, which a destroyed
+      // stream skips, so the agent could miss the refusal and take the open call for a reached
+      // server (test/agent/failover.test.ts failed that way on a busy machine).
+      call.emit("error", who.error);
       return;
     }
     const entry: OpenServerStream<T> = { instanceId: who.instanceId, call, open: true };
