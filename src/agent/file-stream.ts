@@ -11,10 +11,10 @@ import type { FileTransfer } from "../protocol/gen/nstance/v1/agent.js";
 import type { BackoffOptions } from "../shared/backoff.js";
 import { errorMessage, IllegalStateError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { runInBackground } from "../shared/run-in-background.js";
 import type { StreamChannel } from "./agent-channel.js";
 import type { FileReceiver, PatchFile } from "./file-receiver.js";
-import { runReconnectLoop } from "./reconnect-loop.js";
+import { startReconnectLoop } from "./reconnect-loop.js";
+import { readServerStream } from "./server-stream.js";
 
 /** Largest patch (sum of file contents) the agent buffers; a bigger one is rejected. */
 export const DEFAULT_MAX_PATCH_BYTES = 64 * 1024 * 1024;
@@ -74,20 +74,15 @@ export class FileStream {
   start(): void {
     if (this.#state !== "idle") throw new IllegalStateError(`file stream is ${this.#state}`);
     this.#state = "running";
-    this.#loop = runInBackground(
-      "file_stream",
-      () =>
-        runReconnectLoop(
-          {
-            name: "files",
-            connect: (signal) => this.#stream(signal),
-            logger: this.#logger,
-            channel: this.#opts.channel,
-            backoff: this.#opts.backoff,
-          },
-          this.#abort.signal,
-        ),
-      this.#logger,
+    this.#loop = startReconnectLoop(
+      {
+        name: "files",
+        connect: (signal) => this.#stream(signal),
+        logger: this.#logger,
+        channel: this.#opts.channel,
+        backoff: this.#opts.backoff,
+      },
+      this.#abort.signal,
     );
   }
 
@@ -99,48 +94,34 @@ export class FileStream {
   }
 
   async #stream(signal: AbortSignal): Promise<void> {
-    const client = this.#opts.channel.client;
-    const call = client.receiveFiles({});
-    const watch = this.#opts.channel.watchCall?.(client);
-    const onAbort = (): void => call.cancel();
-    signal.addEventListener("abort", onAbort, { once: true });
     let files: PatchFile[] = [];
     let bytes = 0;
     let oversized = false;
-    try {
-      for await (const msg of call as AsyncIterable<FileTransfer>) {
-        watch?.received();
-        if (msg.filename !== "") {
-          bytes += msg.content.length;
-          if (bytes > this.#maxPatchBytes) {
-            // Keep reading to the commit message, but stop holding the contents.
-            oversized = true;
-            files = [];
-            continue;
-          }
-          if (!oversized) {
-            files.push({
-              filename: msg.filename,
-              content: msg.content,
-              lastModified: msg.lastModified,
-            });
-          }
-          continue;
+    const onMessage = async (msg: FileTransfer): Promise<void> => {
+      if (msg.filename !== "") {
+        bytes += msg.content.length;
+        if (bytes > this.#maxPatchBytes) {
+          // Keep reading to the commit message, but stop holding the contents.
+          oversized = true;
+          files = [];
+        } else if (!oversized) {
+          files.push({
+            filename: msg.filename,
+            content: msg.content,
+            lastModified: msg.lastModified,
+          });
         }
-        const patch = { files, configHash: msg.configHash, oversized, bytes };
-        files = [];
-        bytes = 0;
-        oversized = false;
-        await this.#commit(patch, signal);
+        return;
       }
-    } catch (err) {
-      if (signal.aborted) return;
-      this.#opts.channel.reportFailure(client, err);
-      throw err;
+      const patch = { files, configHash: msg.configHash, oversized, bytes };
+      files = [];
+      bytes = 0;
+      oversized = false;
+      await this.#commit(patch, signal);
+    };
+    try {
+      await readServerStream(this.#opts.channel, (c) => c.receiveFiles({}), onMessage, signal);
     } finally {
-      watch?.end();
-      signal.removeEventListener("abort", onAbort);
-      call.cancel();
       if (files.length > 0) {
         this.#logger.warn("Dropped an incomplete file patch (stream ended before its commit)", {
           files: files.map((f) => f.filename),

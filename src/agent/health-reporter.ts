@@ -11,13 +11,12 @@ import type { HealthReportRequest } from "../protocol/gen/nstance/v1/agent.js";
 import type { BackoffOptions } from "../shared/backoff.js";
 import { errorMessage, IllegalStateError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { runInBackground } from "../shared/run-in-background.js";
 import type { StreamChannel } from "./agent-channel.js";
 import { type FileStatus, fileStatuses } from "./file-statuses.js";
 import { buildHealthReport } from "./health-report.js";
 import type { IdentityDir } from "./identity-dir.js";
 import type { MetricsSampler } from "./metrics/metrics-sampler.js";
-import { runReconnectLoop } from "./reconnect-loop.js";
+import { startReconnectLoop } from "./reconnect-loop.js";
 import type { SpotNoticeWatcher } from "./spot-notice.js";
 
 /** How long stop() waits for the server to answer the half-close before cancelling. */
@@ -102,21 +101,16 @@ export class HealthReporter {
   start(): void {
     if (this.#state !== "idle") throw new IllegalStateError(`health reporter is ${this.#state}`);
     this.#state = "running";
-    this.#loop = runInBackground(
-      "health_stream",
-      () =>
-        runReconnectLoop(
-          {
-            name: "health",
-            connect: (signal) => this.#stream(signal),
-            logger: this.#logger,
-            channel: this.#opts.channel,
-            backoff: this.#opts.backoff,
-            now: this.#now,
-          },
-          this.#abort.signal,
-        ),
-      this.#logger,
+    this.#loop = startReconnectLoop(
+      {
+        name: "health",
+        connect: (signal) => this.#stream(signal),
+        logger: this.#logger,
+        channel: this.#opts.channel,
+        backoff: this.#opts.backoff,
+        now: this.#now,
+      },
+      this.#abort.signal,
     );
   }
 

@@ -14,11 +14,11 @@ import { fromGrpcError } from "../protocol/to-grpc-error.js";
 import { type BackoffOptions, backoffDelayMs } from "../shared/backoff.js";
 import { errorMessage, IllegalStateError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { runInBackground } from "../shared/run-in-background.js";
 import { sleep } from "../shared/sleep.js";
 import type { StreamChannel } from "./agent-channel.js";
 import type { KeyStore } from "./key-store.js";
-import { DEFAULT_STREAM_BACKOFF, runReconnectLoop } from "./reconnect-loop.js";
+import { DEFAULT_STREAM_BACKOFF, startReconnectLoop } from "./reconnect-loop.js";
+import { readServerStream } from "./server-stream.js";
 
 /** Deadline of one SubmitPublicKeys call. */
 export const DEFAULT_SUBMIT_TIMEOUT_MS = 30_000;
@@ -76,20 +76,15 @@ export class KeyRequestStream {
   start(): void {
     if (this.#state !== "idle") throw new IllegalStateError(`key request stream is ${this.#state}`);
     this.#state = "running";
-    this.#loop = runInBackground(
-      "key_requests",
-      () =>
-        runReconnectLoop(
-          {
-            name: "key_requests",
-            connect: (signal) => this.#stream(signal),
-            logger: this.#logger,
-            channel: this.#opts.channel,
-            backoff: this.#opts.backoff,
-          },
-          this.#abort.signal,
-        ),
-      this.#logger,
+    this.#loop = startReconnectLoop(
+      {
+        name: "key_requests",
+        connect: (signal) => this.#stream(signal),
+        logger: this.#logger,
+        channel: this.#opts.channel,
+        backoff: this.#opts.backoff,
+      },
+      this.#abort.signal,
     );
   }
 
@@ -100,26 +95,13 @@ export class KeyRequestStream {
     await this.#loop;
   }
 
-  async #stream(signal: AbortSignal): Promise<void> {
-    const client = this.#opts.channel.client;
-    const call = client.receiveKeyRequests({});
-    const watch = this.#opts.channel.watchCall?.(client);
-    const onAbort = (): void => call.cancel();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      for await (const req of call as AsyncIterable<KeyGenerationRequest>) {
-        watch?.received();
-        await this.#handle(req, signal);
-      }
-    } catch (err) {
-      if (signal.aborted) return;
-      this.#opts.channel.reportFailure(client, err);
-      throw err;
-    } finally {
-      watch?.end();
-      signal.removeEventListener("abort", onAbort);
-      call.cancel();
-    }
+  #stream(signal: AbortSignal): Promise<void> {
+    return readServerStream(
+      this.#opts.channel,
+      (c) => c.receiveKeyRequests({}),
+      (req: KeyGenerationRequest) => this.#handle(req, signal),
+      signal,
+    );
   }
 
   async #handle(req: KeyGenerationRequest, signal: AbortSignal): Promise<void> {

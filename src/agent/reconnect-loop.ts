@@ -11,6 +11,7 @@
 import { type BackoffOptions, backoffDelayMs } from "../shared/backoff.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
+import { runInBackground } from "../shared/run-in-background.js";
 import {
   afterServerReached,
   INITIAL_RECONNECT_STATE,
@@ -58,6 +59,14 @@ export interface ReconnectLoopOptions {
   now?: () => number;
   /** Random source for jitter; defaults to `Math.random`. */
   random?: () => number;
+}
+
+/**
+ * Starts {@link runReconnectLoop} without awaiting it (task `<name>_stream`); returns its promise
+ * for the owner's stop() to await.
+ */
+export function startReconnectLoop(opts: ReconnectLoopOptions, signal: AbortSignal): Promise<void> {
+  return runInBackground(`${opts.name}_stream`, () => runReconnectLoop(opts, signal), opts.logger);
 }
 
 /** Runs `connect` again and again until `signal` aborts; resolves then (never rejects). */
