@@ -138,6 +138,13 @@ describe("agent streams against a real server", { concurrency: false }, () => {
   it("tells a graceful agent shutdown (SIGTERM) from a crash (SIGKILL)", async () => {
     const [graceful, crashed] = (await reporting(SIZE)).map((i) => i.id);
     const before = { g: disconnects(graceful!).length, c: disconnects(crashed!).length };
+    // The server's log lines after this point (they are parsed from its output a little after the
+    // decisions it writes to the database are visible, so the wait covers both).
+    const logsBefore = fleet.server.proc.logs.length;
+    const closed = (id: string) =>
+      fleet.server.proc.logs
+        .slice(logsBefore)
+        .find((l) => l.msg === "Agent health stream closed" && l.instance_id === id);
     const gracefulPid = await fleet.agentPid(graceful!);
     stopped.add(graceful!).add(crashed!);
     process.kill(gracefulPid, "SIGTERM");
@@ -145,17 +152,17 @@ describe("agent streams against a real server", { concurrency: false }, () => {
 
     await waitFor(
       "the server to record both disconnects",
-      () => disconnects(graceful!).length > before.g && disconnects(crashed!).length > before.c,
+      () =>
+        disconnects(graceful!).length > before.g &&
+        disconnects(crashed!).length > before.c &&
+        closed(graceful!) !== undefined &&
+        closed(crashed!) !== undefined,
       FLEET_WAIT_MS,
     ).catch(async (err: unknown) => {
       throw new Error(`${String(err)}${await fleet.recent()}`);
     });
     assert.equal(disconnects(graceful!).at(-1)?.reason, "graceful");
     assert.equal(disconnects(crashed!).at(-1)?.reason, "lost");
-    const closed = (id: string) =>
-      fleet.server.proc.logs.find(
-        (l) => l.msg === "Agent health stream closed" && l.instance_id === id,
-      );
     assert.equal(closed(graceful!)?.kind, "graceful");
     assert.equal(closed(crashed!)?.kind, "lost");
     // The SIGTERMed agent said goodbye on its side too, and exited.
