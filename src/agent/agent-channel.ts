@@ -6,7 +6,8 @@
  * the current server is a standby (FAILED_PRECONDITION) or unreachable. A call that stays open on
  * a ready connection for {@link DEFAULT_SERVER_REACHED_AFTER_MS} (a standby refuses at once), or
  * that receives a message, proves the server reachable and leading: the channel then tells every
- * stream ({@link AgentChannel.onServerReached}), so those waiting in backoff retry now.
+ * stream ({@link AgentChannel.onServerReached}), so those waiting in backoff retry now. A renewed
+ * client certificate ({@link AgentChannel.updateCertificate}) is used from the next connection on.
  */
 import { type ChannelOptions, connectivityState, type ServiceError, status } from "@grpc/grpc-js";
 import { grpcChannelCredentials } from "../pki/tls-options.js";
@@ -79,7 +80,9 @@ export type StreamChannel = Pick<AgentChannel, "client" | "reportFailure"> &
 export class AgentChannel {
   readonly #addrs: readonly string[];
   readonly #options: ChannelOptions;
-  readonly #credentials: ReturnType<typeof grpcChannelCredentials>;
+  readonly #caCertPem: string;
+  readonly #privateKeyPem: string;
+  #credentials: ReturnType<typeof grpcChannelCredentials>;
   readonly #logger: Logger;
   readonly #reachedAfterMs: number;
   readonly #listeners = new Set<(addr: string) => void>();
@@ -96,10 +99,16 @@ export class AgentChannel {
     this.#logger = opts.logger;
     this.#options = agentChannelOptions(opts.keepaliveTimeMs);
     this.#reachedAfterMs = opts.serverReachedAfterMs ?? DEFAULT_SERVER_REACHED_AFTER_MS;
-    this.#credentials = grpcChannelCredentials({
-      caCertPem: opts.caCertPem,
-      certPem: opts.certificatePem,
-      keyPem: opts.privateKeyPem,
+    this.#caCertPem = opts.caCertPem;
+    this.#privateKeyPem = opts.privateKeyPem;
+    this.#credentials = this.#credentialsFor(opts.certificatePem);
+  }
+
+  #credentialsFor(certificatePem: string): ReturnType<typeof grpcChannelCredentials> {
+    return grpcChannelCredentials({
+      caCertPem: this.#caCertPem,
+      certPem: certificatePem,
+      keyPem: this.#privateKeyPem,
     });
   }
 
@@ -136,6 +145,21 @@ export class AgentChannel {
     this.#client = undefined;
     client.close();
     this.#logger.info("Switching agent service address", { from, to: this.addr });
+  }
+
+  /**
+   * Makes new connections present `certificatePem` (a renewed certificate for the same identity
+   * key): the current client is dropped, so the next call opens a connection with it. Calls
+   * already running on the old client continue until their owners end them, as after
+   * {@link AgentChannel.reportFailure}; their later failures no longer move the channel.
+   */
+  updateCertificate(certificatePem: string): void {
+    if (this.#closed) return;
+    this.#credentials = this.#credentialsFor(certificatePem);
+    const old = this.#client;
+    this.#client = undefined;
+    old?.close();
+    this.#logger.debug("New connections use the renewed client certificate", { addr: this.addr });
   }
 
   /**

@@ -36,6 +36,7 @@ describe("loadAgentConfig", () => {
     assert.equal(c.instanceId, undefined);
     assert.equal(c.diskPath, "/");
     assert.equal(c.debug, false);
+    assert.equal(c.certRenewBeforeMs, undefined, "a third of the certificate's lifetime");
   });
 
   it("reads every variable", () => {
@@ -58,6 +59,7 @@ describe("loadAgentConfig", () => {
       NSTANCE_HEALTH_ADDR: "127.0.0.1:0",
       NSTANCE_METRICS_DISK_PATH: "/var",
       NSTANCE_DEBUG: "1",
+      NSTANCE_CERT_RENEW_BEFORE: "8h30m",
     });
     assert.equal(c.identityDir, "/tmp/a/identity");
     assert.equal(c.recvDir, `${process.cwd()}/relative/recv`);
@@ -75,6 +77,7 @@ describe("loadAgentConfig", () => {
     assert.equal(c.healthAddr, "127.0.0.1:0");
     assert.equal(c.diskPath, "/var");
     assert.equal(c.debug, true);
+    assert.equal(c.certRenewBeforeMs, 8.5 * 3_600_000);
   });
 
   it("accepts NSTANCE_REPORT_INTERVAL as an alias; NSTANCE_METRICS_INTERVAL wins", () => {
@@ -140,6 +143,26 @@ describe("loadAgentConfig", () => {
     },
     { env: { NSTANCE_INSTANCE_IPV4: "fd00::1" }, path: "NSTANCE_INSTANCE_IPV4", re: /not an IPv4/ },
     { env: { NSTANCE_DEBUG: "yes" }, path: "NSTANCE_DEBUG", re: /invalid boolean/ },
+    {
+      env: { NSTANCE_CERT_RENEW_BEFORE: "8" },
+      path: "NSTANCE_CERT_RENEW_BEFORE",
+      re: /^invalid duration "8": want a Go duration such as 60s, 1m30s or 500ms$/,
+    },
+    {
+      env: { NSTANCE_CERT_RENEW_BEFORE: "1d" },
+      path: "NSTANCE_CERT_RENEW_BEFORE",
+      re: /invalid duration "1d"/,
+    },
+    {
+      env: { NSTANCE_CERT_RENEW_BEFORE: "-1h" },
+      path: "NSTANCE_CERT_RENEW_BEFORE",
+      re: /^must not be negative \(got "-1h"\)$/,
+    },
+    {
+      env: { NSTANCE_CERT_RENEW_BEFORE: "0s" },
+      path: "NSTANCE_CERT_RENEW_BEFORE",
+      re: /^must be greater than 0 \(got "0s"\)$/,
+    },
   ];
   for (const tc of invalid) {
     it(`names the variable: ${tc.path}=${Object.values(tc.env)[0]}`, () => {

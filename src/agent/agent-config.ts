@@ -77,6 +77,11 @@ export interface AgentConfig {
   healthAddr: string | undefined;
   /** `NSTANCE_METRICS_DISK_PATH`: filesystem reported as `disk_used`. */
   diskPath: string;
+  /**
+   * `NSTANCE_CERT_RENEW_BEFORE`: renew the client certificate when this much of its lifetime is
+   * left; undefined means when a third is left (see renewal-schedule.ts).
+   */
+  certRenewBeforeMs: number | undefined;
   /** `NSTANCE_DEBUG` = `true` or `1`. */
   debug: boolean;
 }
@@ -212,6 +217,13 @@ export function loadAgentConfig(env: AgentEnv): AgentConfig {
       bad("NSTANCE_METADATA_URL", `invalid URL "${metadataUrl}": want http(s)://host[:port]`);
   }
 
+  // 0 when unset or invalid (reported by duration()); a zero lead would renew only at expiry.
+  const renewBeforeMs = duration(["NSTANCE_CERT_RENEW_BEFORE"], 0);
+  const renewBeforeText = get("NSTANCE_CERT_RENEW_BEFORE");
+  if (renewBeforeText !== undefined && parseDurationMs(renewBeforeText) === 0) {
+    bad("NSTANCE_CERT_RENEW_BEFORE", `must be greater than 0 (got "${renewBeforeText}")`);
+  }
+
   const debugText = get("NSTANCE_DEBUG")?.toLowerCase();
   if (debugText !== undefined && !["true", "false", "1", "0"].includes(debugText)) {
     bad("NSTANCE_DEBUG", `invalid boolean "${debugText}" (valid: true, false, 1, 0)`);
@@ -241,6 +253,7 @@ export function loadAgentConfig(env: AgentEnv): AgentConfig {
     spotPollIntervalMs: duration(["NSTANCE_SPOT_POLL_INTERVAL"], DEFAULT_SPOT_POLL_INTERVAL_MS),
     healthAddr,
     diskPath: get("NSTANCE_METRICS_DISK_PATH") ?? DEFAULT_DISK_PATH,
+    certRenewBeforeMs: renewBeforeMs > 0 ? renewBeforeMs : undefined,
     debug: debugText === "true" || debugText === "1",
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The nstance-agent runtime, composed by hand: identity directory and keys, registration, then
- * the mutual-TLS streams to the agent service (health reports, key requests, file patches), plus
- * the machine-side helpers they read from (metrics sampler, spot notice watcher, file receiver)
- * and the optional `/healthz` endpoint. The agent imports no server code: it runs on every VM.
+ * the mutual-TLS streams to the agent service (health reports, key requests, file patches) and the
+ * client certificate's renewal before it expires, plus the machine-side helpers they read from
+ * (metrics sampler, spot notice watcher, file receiver) and the optional `/healthz` endpoint. The
+ * agent imports no server code: it runs on every VM.
  */
+import { createPublicKey } from "node:crypto";
 import type { BackoffOptions } from "../shared/backoff.js";
 import { Closer } from "../shared/closer.js";
 import { errorMessage, IllegalStateError } from "../shared/errors.js";
@@ -14,6 +16,7 @@ import { agentCertificateInfo } from "./agent-certificate.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentConfig } from "./agent-config.js";
 import { AgentHealthServer } from "./agent-health-server.js";
+import { CertificateRenewer } from "./certificate-renewer.js";
 import { FileReceiver } from "./file-receiver.js";
 import { FileStream } from "./file-stream.js";
 import { HealthReporter } from "./health-reporter.js";
@@ -68,6 +71,7 @@ export class Agent {
   #reporter: HealthReporter | undefined;
   #keyRequests: KeyRequestStream | undefined;
   #files: FileStream | undefined;
+  #renewer: CertificateRenewer | undefined;
   #starting: Promise<void> | undefined;
   #run: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
@@ -209,6 +213,8 @@ export class Agent {
     await this.#starting?.catch(() => undefined);
     this.#state = "stopping";
     await this.#run;
+    // The renewer first: a renewal finishing now would re-arm the expiry timer.
+    await this.#renewer?.stop();
     if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
     await this.#reporter?.stop();
     await Promise.all([this.#keyRequests?.stop(), this.#files?.stop()]);
@@ -293,20 +299,37 @@ export class Agent {
     } else {
       this.#logger.warn("Health reports are off (NSTANCE_METRICS_INTERVAL=0)");
     }
+    const renewer = new CertificateRenewer({
+      channel,
+      identity: this.#identity,
+      caCertPem: identity.caCertPem,
+      publicKeyPem: createPublicKey(identity.privateKeyPem)
+        .export({ type: "spki", format: "pem" })
+        .toString(),
+      certificatePem: identity.certificatePem,
+      renewBeforeMs: c.certRenewBeforeMs,
+      logger: this.#logger,
+      onRenewed: (renewed) => this.#watchExpiry(renewed.expiresAt),
+    });
     this.#files = files;
     this.#keyRequests = keyRequests;
+    this.#renewer = renewer;
     this.#reporter?.start();
     keyRequests.start();
     files.start();
+    renewer.start();
     this.#state = "running";
     this.#logger.info("Agent running", { agent_addr: channel.addr });
   }
 
   /**
-   * Agents have no renewal RPC: once the client certificate expires, every handshake fails. Say
-   * so plainly when it happens instead of leaving only a stream of connection errors.
+   * Once the client certificate expires (every renewal failed), every handshake fails. Say so
+   * plainly when it happens instead of leaving only a stream of connection errors. Re-armed for
+   * each renewed certificate.
    */
   #watchExpiry(expiresAt: Date): void {
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
     const inMs = expiresAt.getTime() - Date.now();
     if (inMs > MAX_TIMER_MS) return;
     this.#expiryTimer = setTimeout(

@@ -17,6 +17,8 @@ export const DECISIONS = [
   "create_failed",
   /** The agent registered. */
   "registered",
+  /** The agent renewed its client certificate (same key; evidence: new and previous serial). */
+  "certificate_renewed",
   /** A health verdict said the instance is unhealthy. */
   "found_unhealthy",
   /** The agent reported again before anything acted on its unhealthy verdict; it was cleared. */

@@ -11,6 +11,7 @@ import {
   listInstanceDecisions,
   listTenantInstances,
   markInstanceRegistered,
+  renewInstanceCertSerial,
 } from "./instances-table.js";
 import { getOperator, listOperators, upsertOperator } from "./operators-table.js";
 
@@ -54,6 +55,31 @@ describe("instances table", () => {
       [row.registeredAt, row.certSerial, row.ip4, row.hostname],
       [2000, "01", "10.0.0.1", "provider-name"],
     );
+  });
+
+  it("renews a certificate serial only from the stored one, on a registered live row", () => {
+    insert("renew-a");
+    const renewal = { id: "renew-a", previousSerial: "01", certSerial: "02", renewedAt: 3000 };
+    assert.equal(renewInstanceCertSerial(db, renewal), false, "not registered yet");
+    markInstanceRegistered(db, {
+      id: "renew-a",
+      registeredAt: 2000,
+      instancePub: "PEM",
+      certSerial: "01",
+    });
+    assert.equal(renewInstanceCertSerial(db, { ...renewal, previousSerial: "00" }), false);
+    assert.equal(renewInstanceCertSerial(db, renewal), true);
+    assert.equal(renewInstanceCertSerial(db, renewal), false, "01 is superseded now");
+    const row = getInstance(db, "renew-a")!;
+    assert.deepEqual([row.certSerial, row.updatedAt, row.instancePub], ["02", 3000, "PEM"]);
+    db.prepare("UPDATE instances SET deleted_at = 4000 WHERE id = 'renew-a'").run();
+    assert.equal(
+      renewInstanceCertSerial(db, { ...renewal, previousSerial: "02", certSerial: "03" }),
+      false,
+      "a deleted row keeps its serial",
+    );
+    assert.equal(getInstance(db, "renew-a")!.certSerial, "02");
+    db.prepare("DELETE FROM instances WHERE id = 'renew-a'").run();
   });
 
   it("lists active rows of a group, excluding deleted and deleting ones", () => {

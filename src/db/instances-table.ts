@@ -231,6 +231,31 @@ export function markInstanceRegistered(db: Db, reg: InstanceRegistration): boole
   return res.changes === 1;
 }
 
+/** What an agent certificate renewal records about an instance. */
+export interface InstanceCertRenewal {
+  id: string;
+  /** The serial being replaced, exactly as stored; the row changes only while it holds this one. */
+  previousSerial: string;
+  certSerial: string;
+  /** Unix ms. */
+  renewedAt: number;
+}
+
+/**
+ * Records an agent certificate renewal: `cert_serial` becomes the new serial, on a registered, not
+ * deleted row that still holds `previousSerial` (so a delete or a concurrent renewal wins).
+ * Returns whether the row changed.
+ */
+export function renewInstanceCertSerial(db: Db, r: InstanceCertRenewal): boolean {
+  const res = db
+    .prepare(
+      `UPDATE instances SET cert_serial = ?, updated_at = ?
+       WHERE id = ? AND cert_serial = ? AND registered_at IS NOT NULL AND deleted_at IS NULL`,
+    )
+    .run(r.certSerial, r.renewedAt, r.id, r.previousSerial);
+  return res.changes === 1;
+}
+
 const ACTIVE_SQL = `deleted_at IS NULL AND COALESCE(json_extract(provider_state, '$.status'), '')
   NOT IN (${INACTIVE_PROVIDER_STATUSES.map((s) => `'${s}'`).join(", ")})`;
 

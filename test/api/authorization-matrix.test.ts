@@ -188,6 +188,7 @@ const AGENT_ROWS: Record<keyof typeof AgentServiceService, { request?: object; a
   submitPublicKeys: { request: { instanceId: OWN_INSTANCE }, agent: status.UNIMPLEMENTED },
   submitHealthReport: { agent: status.UNIMPLEMENTED },
   receiveFiles: { agent: status.UNIMPLEMENTED },
+  renewAgentCertificate: { agent: status.UNIMPLEMENTED },
 };
 
 /** Outcomes that do not depend on the RPC: TLS refusals and role checks. */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The Agent service (mutual TLS, role `agent`; only the shard leader serves it): the health
- * stream, key requests, public key submission and file patches, a file per RPC. A report is stored
+ * stream, key requests, public key submission, file patches and client certificate renewal, a
+ * file per RPC. A report is stored
  * first (batched into SQLite); then, off the stream's path, the server pushes missing or drifted
  * files, requests missing keys, hands spot termination notices on, and registers the instance with
  * its load balancers (seed 003 "Health Report Processing", steps 1–6).
@@ -37,6 +38,7 @@ import { KeyRequests } from "./key-requests.js";
 import { type LbProvider, LbRegistration } from "./lb-registration.js";
 import { receiveFiles } from "./receive-files.js";
 import { receiveKeyRequests } from "./receive-key-requests.js";
+import { renewAgentCertificate } from "./renew-agent-certificate.js";
 import { submitHealthReportHandler } from "./submit-health-report.js";
 import { submitPublicKeys } from "./submit-public-keys.js";
 
@@ -91,6 +93,8 @@ export class AgentService {
   readonly #notices = new Map<string, string>();
   /** Stop functions of open health streams. */
   readonly #healthStreams = new Set<() => void>();
+  /** Instances whose certificate renewal is running. */
+  readonly #renewals = { inFlight: new Set<string>() };
   #state: AgentServiceState = "idle";
   #warnedNoLb = false;
 
@@ -242,6 +246,11 @@ export class AgentService {
             caller(call),
             signal,
           ),
+      ),
+      renewAgentCertificate: unaryHandler(
+        { method: AgentServiceService.renewAgentCertificate.path, logger },
+        async (_req, call, signal) =>
+          renewAgentCertificate(ctx, this.#renewals, caller(call), signal),
       ),
     };
   }

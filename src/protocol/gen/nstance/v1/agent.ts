@@ -29,6 +29,21 @@ export const protobufPackage = "nstance.v1";
 
 export const protobufFileName = "nstance/v1/agent.proto";
 
+/**
+ * RenewAgentCertificateRequest asks for a new client certificate. It is empty: the caller is the
+ * instance named by its client certificate, and the new certificate certifies the same key.
+ */
+export interface RenewAgentCertificateRequest {
+}
+
+/** RenewAgentCertificateResponse returns the agent's new client certificate. */
+export interface RenewAgentCertificateResponse {
+  /** PEM-encoded client certificate signed by the cluster CA (role `agent`, CN = instance ID). */
+  clientCertificatePem: Buffer;
+  /** The certificate's notAfter. */
+  expiresAt: Date | undefined;
+}
+
 /** KeyGenerationRequest asks the agent to create key pairs. */
 export interface KeyGenerationRequest {
   /** Key names without extension, e.g. `kubelet.server` (a template's `key.name` minus `.pub`). */
@@ -160,6 +175,153 @@ export interface FileTransfer {
   /** Set only on the commit message: the runtime config hash the patch brings the agent to. */
   configHash: string;
 }
+
+function createBaseRenewAgentCertificateRequest(): RenewAgentCertificateRequest {
+  return {};
+}
+
+export const RenewAgentCertificateRequest: MessageFns<RenewAgentCertificateRequest> = {
+  encode(_: RenewAgentCertificateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewAgentCertificateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewAgentCertificateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RenewAgentCertificateRequest {
+    return {};
+  },
+
+  toJSON(_: RenewAgentCertificateRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewAgentCertificateRequest>, I>>(base?: I): RenewAgentCertificateRequest {
+    return RenewAgentCertificateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewAgentCertificateRequest>, I>>(_: I): RenewAgentCertificateRequest {
+    const message = createBaseRenewAgentCertificateRequest();
+    return message;
+  },
+};
+
+function createBaseRenewAgentCertificateResponse(): RenewAgentCertificateResponse {
+  return { clientCertificatePem: Buffer.alloc(0), expiresAt: undefined };
+}
+
+export const RenewAgentCertificateResponse: MessageFns<RenewAgentCertificateResponse> = {
+  encode(message: RenewAgentCertificateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientCertificatePem.length !== 0) {
+      writer.uint32(10).bytes(message.clientCertificatePem);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewAgentCertificateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewAgentCertificateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientCertificatePem = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewAgentCertificateResponse {
+    return {
+      clientCertificatePem: isSet(object.clientCertificatePem)
+        ? Buffer.from(bytesFromBase64(object.clientCertificatePem))
+        : isSet(object.client_certificate_pem)
+        ? Buffer.from(bytesFromBase64(object.client_certificate_pem))
+        : Buffer.alloc(0),
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RenewAgentCertificateResponse): unknown {
+    const obj: any = {};
+    if (message.clientCertificatePem.length !== 0) {
+      obj.clientCertificatePem = base64FromBytes(message.clientCertificatePem);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewAgentCertificateResponse>, I>>(base?: I): RenewAgentCertificateResponse {
+    return RenewAgentCertificateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewAgentCertificateResponse>, I>>(
+    object: I,
+  ): RenewAgentCertificateResponse {
+    const message = createBaseRenewAgentCertificateResponse();
+    message.clientCertificatePem = object.clientCertificatePem ?? Buffer.alloc(0);
+    message.expiresAt = object.expiresAt ?? undefined;
+    return message;
+  },
+};
 
 function createBaseKeyGenerationRequest(): KeyGenerationRequest {
   return { keyNames: [] };
@@ -1378,8 +1540,9 @@ export const FileTransfer: MessageFns<FileTransfer> = {
  * when an ack takes longer than 10 s; clients may ping every 10 s or more, even with no stream.
  *
  * Status codes: UNAUTHENTICATED for a missing or unusable client certificate, PERMISSION_DENIED
- * for the wrong role or an instance_id that is not the certificate's CN, FAILED_PRECONDITION on a
- * server that is not the shard leader.
+ * for the wrong role or an instance_id that is not the certificate's CN, NOT_FOUND for an instance
+ * this shard does not know (or deleted), FAILED_PRECONDITION on a server that is not the shard
+ * leader.
  */
 export type AgentServiceService = typeof AgentServiceService;
 export const AgentServiceService = {
@@ -1450,6 +1613,28 @@ export const AgentServiceService = {
     responseSerialize: (value: FileTransfer): Buffer => Buffer.from(FileTransfer.encode(value).finish()),
     responseDeserialize: (value: Buffer): FileTransfer => FileTransfer.decode(value),
   },
+  /**
+   * RenewAgentCertificate issues the caller a new client certificate for the identity key it
+   * registered (the instance's stored public key): same CN (instance ID), tenant and role `agent`,
+   * lifetime `certificates.agent.ttl` (default 24 h). The mutual-TLS handshake is the proof of
+   * possession, so the request carries nothing. Agents call it when a third of the lifetime is left.
+   *
+   * Only the instance's current certificate may renew: a caller presenting the certificate that
+   * the current one replaced gets the current one again (its answer was lost), without a new one
+   * being issued; any older certificate is refused with PERMISSION_DENIED. An unknown or deleted
+   * instance gets NOT_FOUND, a standby FAILED_PRECONDITION.
+   */
+  renewAgentCertificate: {
+    path: "/nstance.v1.AgentService/RenewAgentCertificate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewAgentCertificateRequest): Buffer =>
+      Buffer.from(RenewAgentCertificateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewAgentCertificateRequest => RenewAgentCertificateRequest.decode(value),
+    responseSerialize: (value: RenewAgentCertificateResponse): Buffer =>
+      Buffer.from(RenewAgentCertificateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenewAgentCertificateResponse => RenewAgentCertificateResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServiceServer extends UntypedServiceImplementation {
@@ -1486,6 +1671,18 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    */
   receiveFiles: handleServerStreamingCall<Empty, FileTransfer>;
+  /**
+   * RenewAgentCertificate issues the caller a new client certificate for the identity key it
+   * registered (the instance's stored public key): same CN (instance ID), tenant and role `agent`,
+   * lifetime `certificates.agent.ttl` (default 24 h). The mutual-TLS handshake is the proof of
+   * possession, so the request carries nothing. Agents call it when a third of the lifetime is left.
+   *
+   * Only the instance's current certificate may renew: a caller presenting the certificate that
+   * the current one replaced gets the current one again (its answer was lost), without a new one
+   * being issued; any older certificate is refused with PERMISSION_DENIED. An unknown or deleted
+   * instance gets NOT_FOUND, a standby FAILED_PRECONDITION.
+   */
+  renewAgentCertificate: handleUnaryCall<RenewAgentCertificateRequest, RenewAgentCertificateResponse>;
 }
 
 export interface AgentServiceClient extends Client {
@@ -1557,6 +1754,32 @@ export interface AgentServiceClient extends Client {
    */
   receiveFiles(request: Empty, options?: Partial<CallOptions>): ClientReadableStream<FileTransfer>;
   receiveFiles(request: Empty, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<FileTransfer>;
+  /**
+   * RenewAgentCertificate issues the caller a new client certificate for the identity key it
+   * registered (the instance's stored public key): same CN (instance ID), tenant and role `agent`,
+   * lifetime `certificates.agent.ttl` (default 24 h). The mutual-TLS handshake is the proof of
+   * possession, so the request carries nothing. Agents call it when a third of the lifetime is left.
+   *
+   * Only the instance's current certificate may renew: a caller presenting the certificate that
+   * the current one replaced gets the current one again (its answer was lost), without a new one
+   * being issued; any older certificate is refused with PERMISSION_DENIED. An unknown or deleted
+   * instance gets NOT_FOUND, a standby FAILED_PRECONDITION.
+   */
+  renewAgentCertificate(
+    request: RenewAgentCertificateRequest,
+    callback: (error: ServiceError | null, response: RenewAgentCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewAgentCertificate(
+    request: RenewAgentCertificateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenewAgentCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewAgentCertificate(
+    request: RenewAgentCertificateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenewAgentCertificateResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentServiceClient = makeGenericClientConstructor(
