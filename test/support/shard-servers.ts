@@ -88,7 +88,8 @@ export async function leadershipOf(
 
 /**
  * Polls until exactly one of the live servers says it leads and every live server names it.
- * Returns the leader and the time it was first seen.
+ * Returns the leader and the time it was first seen. Fails at once, with its output, when every
+ * server has exited (a server that cannot start would otherwise cost the whole timeout).
  */
 export async function waitForSingleLeader(
   servers: readonly ShardServer[],
@@ -100,6 +101,13 @@ export async function waitForSingleLeader(
     const live = servers.filter(
       (s) => s.proc.child.exitCode === null && s.proc.child.signalCode === null,
     );
+    if (live.length === 0) {
+      const exits = servers.map(
+        (s) =>
+          `${s.id} exited (${s.proc.child.exitCode ?? s.proc.child.signalCode})${s.proc.recent()}`,
+      );
+      throw new Error(`no server is running to lead:\n${exits.join("\n")}`);
+    }
     const states = await Promise.all(live.map((s) => leadershipOf(s)));
     const leaders = live.filter((_, i) => states[i]?.role === "leader");
     last = JSON.stringify(states);
