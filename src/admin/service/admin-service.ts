@@ -615,23 +615,31 @@ export class AdminService {
   }
 
   /** Runs `op` against every selected shard in parallel; never rejects for a shard's failure. */
-  async #fanOut<T>(
+  #fanOut<T>(
     selection: ShardSelection,
     op: ShardOp<T>,
     signal?: AbortSignal,
   ): Promise<ShardResult<T>[]> {
-    const targets = selectShards(this.#servers, selection);
-    return Promise.all(targets.map((server) => this.#onShard(server, op, false, signal)));
+    return this.#acrossShards(selection, op, false, signal);
   }
 
   /** {@link #fanOut} for an `op` that only reads: retried even when its outcome is unknown. */
-  async #fanOutReads<T>(
+  #fanOutReads<T>(
     selection: ShardSelection,
     op: ShardOp<T>,
     signal?: AbortSignal,
   ): Promise<ShardResult<T>[]> {
+    return this.#acrossShards(selection, op, true, signal);
+  }
+
+  async #acrossShards<T>(
+    selection: ShardSelection,
+    op: ShardOp<T>,
+    readOnly: boolean,
+    signal?: AbortSignal,
+  ): Promise<ShardResult<T>[]> {
     const targets = selectShards(this.#servers, selection);
-    return Promise.all(targets.map((server) => this.#onShard(server, op, true, signal)));
+    return Promise.all(targets.map((server) => this.#onShard(server, op, readOnly, signal)));
   }
 
   /**
